@@ -1,0 +1,195 @@
+// Building blocks shared by every kind's schema: object metadata, names,
+// labels, addresses and the resource envelope. Each kind's file combines
+// them into one zod schema; TypeScript types are inferred from it and the
+// reference docs are generated from it, so types, validation and docs cannot
+// drift apart.
+//
+// Conventions:
+// - Objects are strict: an unknown field is an error at its path.
+// - Every field carries a description (`.describe(...)`), used by gen-docs.
+// - Semantic checks that need several fields (port ranges with protocols,
+//   address families in one rule) use superRefine and add issues with the
+//   field's path relative to the object being refined.
+import { z } from "zod";
+import type { KindInfo } from "../kinds.js";
+import { parseCIDR, parseIP } from "../ip.js";
+import type { CIDR } from "../ip.js";
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const LABEL_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
+
+/** Why `text` is not a DNS-1123 subdomain, or undefined when it is one. */
+export function dnsSubdomainProblem(text: string): string | undefined {
+  if (text.length === 0) return "must not be empty";
+  if (text.length > 253) return `"${text.slice(0, 20)}…" is longer than 253 characters`;
+  if (!DNS_SUBDOMAIN.test(text)) {
+    return `"${text}" is not a valid DNS-1123 subdomain (lower-case letters, digits, '-' and '.', starting and ending with a letter or digit)`;
+  }
+  return undefined;
+}
+
+/** Why `text` is not a DNS-1123 label, or undefined when it is one. */
+export function dnsLabelProblem(text: string): string | undefined {
+  if (text.length === 0) return "must not be empty";
+  if (text.length > 63) return `"${text.slice(0, 20)}…" is longer than 63 characters`;
+  if (!DNS_LABEL.test(text)) {
+    return `"${text}" is not a valid DNS-1123 label (lower-case letters, digits and '-', starting and ending with a letter or digit)`;
+  }
+  return undefined;
+}
+
+/** Why `key` is not a valid Kubernetes/Calico label key, or undefined. */
+export function labelKeyProblem(key: string): string | undefined {
+  const slash = key.lastIndexOf("/");
+  const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
+  const name = slash >= 0 ? key.slice(slash + 1) : key;
+  if (prefix !== undefined) {
+    const p = dnsSubdomainProblem(prefix);
+    if (p) return `label key "${key}": prefix ${p}`;
+  }
+  if (name.length === 0 || name.length > 63 || !LABEL_NAME.test(name)) {
+    return `label key "${key}" is invalid: the name part must be 1-63 characters of letters, digits, '-', '_' and '.', starting and ending with a letter or digit`;
+  }
+  return undefined;
+}
+
+/** Why `value` is not a valid label value, or undefined. */
+export function labelValueProblem(value: string): string | undefined {
+  if (value === "") return undefined;
+  if (value.length > 63 || !LABEL_NAME.test(value)) {
+    return `label value "${value}" is invalid: at most 63 characters of letters, digits, '-', '_' and '.', starting and ending with a letter or digit`;
+  }
+  return undefined;
+}
+
+/** A string checked by a "problem" function (undefined = fine). */
+export function checkedString(problem: (s: string) => string | undefined) {
+  return z.string().superRefine((s, ctx) => {
+    const p = problem(s);
+    if (p) ctx.addIssue({ code: "custom", message: p });
+  });
+}
+
+export const dnsSubdomainName = () => checkedString(dnsSubdomainProblem);
+export const dnsLabelName = () => checkedString(dnsLabelProblem);
+
+/** A map of label keys to values, each validated; errors name the key. */
+export const labelsSchema = () =>
+  z.record(z.string(), z.string()).superRefine((labels, ctx) => {
+    for (const [k, v] of Object.entries(labels)) {
+      const kp = labelKeyProblem(k);
+      if (kp) ctx.addIssue({ code: "custom", message: kp, path: [k] });
+      const vp = labelValueProblem(v);
+      if (vp) ctx.addIssue({ code: "custom", message: vp, path: [k] });
+    }
+  });
+
+export const annotationsSchema = () => z.record(z.string(), z.string());
+
+export interface MetadataOptions {
+  namespaced: boolean;
+  /** Checks the name; defaults to a DNS-1123 subdomain. */
+  name?: z.ZodType<string>;
+}
+
+/** The `metadata` block: name (required), namespace, labels, annotations and server-set fields. */
+export function metadataSchema(options: MetadataOptions) {
+  const base = {
+    name: (options.name ?? dnsSubdomainName()).describe("The resource's name."),
+    labels: labelsSchema().optional().describe("Labels, for selectors."),
+    annotations: annotationsSchema().optional().describe("Free-form annotations."),
+    resourceVersion: z
+      .string()
+      .optional()
+      .describe("Set by the datastore; when given on update, the write succeeds only if unchanged."),
+    uid: z.string().optional().describe("Set by the datastore on create."),
+    creationTimestamp: z.string().optional().describe("Set by the datastore on create (RFC 3339)."),
+  };
+  if (options.namespaced) {
+    return z.strictObject({
+      ...base,
+      namespace: dnsLabelName()
+        .optional()
+        .describe('The namespace; "default" when omitted.'),
+    });
+  }
+  return z.strictObject(base);
+}
+
+/**
+ * The envelope: apiVersion and kind fixed to the kind's, metadata, and spec.
+ * `spec` may be omitted in the document when every spec field is optional.
+ */
+export function resourceSchema<S extends z.ZodType>(
+  kind: KindInfo,
+  spec: S,
+  options?: { name?: z.ZodType<string>; specOptional?: boolean },
+) {
+  const metadataOptions: MetadataOptions = { namespaced: kind.namespaced };
+  if (options?.name) metadataOptions.name = options.name;
+  return z.strictObject({
+    apiVersion: z.literal(kind.apiVersion).describe(`Always "${kind.apiVersion}".`),
+    kind: z.literal(kind.kind).describe(`Always "${kind.kind}".`),
+    metadata: metadataSchema(metadataOptions),
+    spec: options?.specOptional ? spec.optional() : spec,
+  });
+}
+
+/** An IPv4 or IPv6 address. */
+export const ipAddress = () =>
+  z.string().superRefine((s, ctx) => {
+    if (!parseIP(s)) ctx.addIssue({ code: "custom", message: `"${s}" is not an IP address` });
+  });
+
+/** A CIDR such as "10.0.0.0/16"; with allowBareIP a plain address means /32 or /128. */
+export const cidrString = (options?: { allowBareIP?: boolean; family?: 4 | 6 }) =>
+  z.string().superRefine((s, ctx) => {
+    const c = parseCIDR(s, options);
+    if (!c) {
+      ctx.addIssue({
+        code: "custom",
+        message: options?.allowBareIP
+          ? `"${s}" is not an IP address or CIDR`
+          : `"${s}" is not a CIDR (address/prefix-length)`,
+      });
+      return;
+    }
+    if (options?.family && c.family !== options.family) {
+      ctx.addIssue({ code: "custom", message: `"${s}" is not an IPv${options.family} CIDR` });
+    }
+  });
+
+/** Parses a CIDR that the schema already accepted (bare IPs allowed). */
+export function cidrOf(text: string): CIDR | undefined {
+  return parseCIDR(text, { allowBareIP: true });
+}
+
+/** A BGP AS number: a plain number (0-4294967295) or asdot "X.Y", normalised to a number. */
+export const asNumber = () =>
+  z.union([z.number(), z.string()]).transform((v, ctx) => {
+    let n: number | undefined;
+    if (typeof v === "number") n = v;
+    else if (/^[0-9]+$/.test(v)) n = Number(v);
+    else {
+      const m = /^([0-9]+)\.([0-9]+)$/.exec(v);
+      if (m && Number(m[1]) <= 65535 && Number(m[2]) <= 65535) {
+        n = Number(m[1]) * 65536 + Number(m[2]);
+      }
+    }
+    if (n === undefined || !Number.isInteger(n) || n < 0 || n > 4294967295) {
+      ctx.addIssue({
+        code: "custom",
+        message: `AS number ${JSON.stringify(v)} is invalid: use 0-4294967295 or asdot notation X.Y`,
+      });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+/** What each kind's file contributes to the registry in index.ts. */
+export interface KindSchema {
+  schema: z.ZodType;
+  /** A realistic, valid example document (used in the generated docs and tests). */
+  example: Record<string, unknown>;
+}

@@ -1,0 +1,82 @@
+// The key-value backend contract: the small interface that both the etcd
+// backend and the in-memory backend implement, and that the one contract
+// test suite (backend-contract.ts) checks. Everything above it (resources,
+// IPAM) is written once against this interface.
+//
+// Semantics follow etcd v3:
+// - One global revision counter, incremented by every successful write
+//   transaction (a transaction that writes several keys bumps it once).
+// - Each key has createRevision (0 when absent), modRevision and version.
+// - Transactions: compare every `compare`, then run `success` or `failure`
+//   ops atomically.
+// - Watch delivers every event after `fromRevision` (exclusive: events with
+//   modRevision > fromRevision), in revision order. If `fromRevision` has been
+//   compacted the watch yields one `compacted` event and ends; the caller
+//   must re-list.
+
+export interface KvEntry {
+  key: string;
+  value: string;
+  createRevision: number;
+  modRevision: number;
+  version: number;
+}
+
+export type Compare =
+  /** The key's modRevision equals `revision` (0 means "key absent"). */
+  | { key: string; target: "modRevision"; equals: number }
+  /** The key's createRevision equals `revision` (0 means "key absent"). */
+  | { key: string; target: "createRevision"; equals: number }
+  /** The key's value equals `value` (false when absent). */
+  | { key: string; target: "value"; equals: string };
+
+export type Op =
+  | { type: "put"; key: string; value: string }
+  | { type: "delete"; key: string }
+  | { type: "get"; key: string };
+
+export interface TxnRequest {
+  compare: Compare[];
+  success: Op[];
+  failure?: Op[];
+}
+
+export interface TxnResult {
+  succeeded: boolean;
+  /** The store's revision after the transaction (unchanged when nothing was written). */
+  revision: number;
+  /** For each `get` op that ran, in order: the entry or undefined. */
+  gets: (KvEntry | undefined)[];
+  /** For each `delete` op that ran, in order: the entry it removed or undefined. */
+  deleted: (KvEntry | undefined)[];
+}
+
+export type WatchEvent =
+  | { type: "put"; entry: KvEntry; prev?: KvEntry }
+  | { type: "delete"; key: string; modRevision: number; prev?: KvEntry }
+  /** The requested start revision was compacted: re-list, then watch again. */
+  | { type: "compacted"; compactRevision: number };
+
+export interface WatchOptions {
+  /** Deliver events with modRevision > fromRevision. */
+  fromRevision: number;
+  signal?: AbortSignal;
+}
+
+export interface Backend {
+  get(key: string): Promise<KvEntry | undefined>;
+  /** Every key starting with `prefix`, sorted by key, and the revision they were read at. */
+  list(prefix: string): Promise<{ entries: KvEntry[]; revision: number }>;
+  txn(request: TxnRequest): Promise<TxnResult>;
+  /**
+   * Events for keys under `prefix`. The iterator ends when the signal aborts
+   * (without throwing), after a `compacted` event, or throws a TwillError with
+   * code "Unavailable" when the connection is lost for good.
+   */
+  watch(prefix: string, options: WatchOptions): AsyncIterable<WatchEvent>;
+  /** Discard history up to `revision` (used by tests and maintenance). */
+  compact(revision: number): Promise<void>;
+  /** The current revision. */
+  revision(): Promise<number>;
+  close(): Promise<void>;
+}
