@@ -64,14 +64,7 @@ export interface OrNode {
 }
 
 export type SelectorNode =
-  | AllNode
-  | GlobalNode
-  | HasNode
-  | CompareNode
-  | SetNode
-  | NotNode
-  | AndNode
-  | OrNode;
+  AllNode | GlobalNode | HasNode | CompareNode | SetNode | NotNode | AndNode | OrNode;
 
 /** Anything that carries a tree: a parsed Selector, or a node itself. */
 export type SelectorLike = SelectorNode | { readonly ast: SelectorNode };

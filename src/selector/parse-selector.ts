@@ -188,7 +188,8 @@ class Parser {
       this.pos++;
       this.depth++;
       const node = this.parseOr();
-      if (this.peek() !== RPAREN) this.fail(this.pos, `"&&", "||" or ")" closing "(" at position ${open}`);
+      if (this.peek() !== RPAREN)
+        this.fail(this.pos, `"&&", "||" or ")" to close "(" at position ${open}`);
       this.pos++;
       this.depth--;
       return node;
@@ -225,25 +226,30 @@ class Parser {
     while (isKeyChar(text.charCodeAt(pos))) pos++;
     if (pos === start) this.fail(start, "a label key");
     if (pos - start > MAX_LABEL_KEY_LENGTH) {
-      this.fail(start, `a label key of at most ${MAX_LABEL_KEY_LENGTH} characters, not ${pos - start}`);
+      this.fail(
+        start,
+        `a label key of at most ${MAX_LABEL_KEY_LENGTH} characters, not ${pos - start}`,
+      );
     }
     this.pos = pos;
     return text.slice(start, pos);
   }
 
-  /** A two-word operator such as `starts with`; the words may touch or be spaced. */
+  /**
+   * A two-word operator such as `starts with`; the words may touch
+   * (`startswith`) or be spaced, as in Calico.
+   */
   eatTwoWords(first: string, second: string): boolean {
     const start = this.pos;
-    if (!this.eat(first)) return false;
+    if (!this.text.startsWith(first, start)) return false;
+    this.pos = start + first.length;
     this.skipSpace();
+    const secondAt = this.pos;
     if (this.eat(second) && this.atWordBoundary()) return true;
-    // "starts" was there but not "with": say what was missing where it was missing.
-    if (isKeyChar(this.text.charCodeAt(start + first.length)) && this.pos === start + first.length) {
-      // "startsfoo": not this operator at all.
-      this.pos = start;
-      return false;
-    }
-    return this.fail(this.pos, `"${second}"`);
+    // After a label only an operator may follow, so "starts" without "with"
+    // cannot be anything else: say what is missing, where.
+    if (!this.text.startsWith(second, secondAt)) return this.fail(secondAt, `"${second}"`);
+    return this.fail(start, EXPECT_OPERATOR);
   }
 
   eatWord(word: string): boolean {

@@ -1,0 +1,94 @@
+// The benchmark runner behind `npm run bench -- NAME`.
+//
+// Benchmarks are not tests: each measures throughput, compares it with a
+// baseline measured in the same run, and prints human progress lines followed,
+// as the very LAST line of output, by its figures as one JSON object on one
+// line (with "bench": NAME and a description of the machine), so scripts can
+// take `tail -n 1` and docs/benchmarks.md can record it.
+//
+//   npm run bench              lists the benchmarks
+//   npm run bench -- NAME      runs one; exit 0, or 1 if it failed
+//   unknown NAME or bad usage  exit 2
+//
+// A benchmark is a module bench/<name>.ts exporting
+// `run(ctx: BenchContext): Promise<Record<string, number | string>>`,
+// registered in BENCHMARKS below.
+
+import os from "node:os";
+
+export interface BenchContext {
+  /** Prints one human-readable progress line. */
+  log(line: string): void;
+}
+
+export type BenchFigures = Record<string, number | string | boolean>;
+
+interface BenchModule {
+  run(ctx: BenchContext): Promise<BenchFigures>;
+}
+
+interface BenchEntry {
+  description: string;
+  load(): Promise<BenchModule>;
+}
+
+const BENCHMARKS: Record<string, BenchEntry> = {
+  selector: {
+    description:
+      "selector parse and match throughput over a realistic mix (parse_per_s, match_per_s)",
+    load: () => import("./selector.js"),
+  },
+};
+
+function listBenchmarks(write: (line: string) => void): void {
+  write("benchmarks (run one with: npm run bench -- NAME):");
+  for (const [name, entry] of Object.entries(BENCHMARKS)) {
+    write(`  ${name.padEnd(12)} ${entry.description}`);
+  }
+}
+
+/** What the figures were measured on, for docs/benchmarks.md. */
+function machine(): BenchFigures {
+  const cpus = os.cpus();
+  return {
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+    cpu: cpus[0]?.model.trim() ?? "unknown",
+    cpus: cpus.length,
+    memory_gib: Math.round(os.totalmem() / 2 ** 30),
+  };
+}
+
+async function main(args: readonly string[]): Promise<number> {
+  if (args.length === 0) {
+    listBenchmarks((line) => console.log(line));
+    return 0;
+  }
+  const [name] = args;
+  if (args.length > 1 || name === undefined) {
+    console.error(`usage: npm run bench -- NAME (one benchmark at a time, got ${args.length})`);
+    return 2;
+  }
+  const entry = Object.hasOwn(BENCHMARKS, name) ? BENCHMARKS[name] : undefined;
+  if (entry === undefined) {
+    console.error(`unknown benchmark "${name}"`);
+    listBenchmarks((line) => console.error(line));
+    return 2;
+  }
+  const log = (line: string) => console.log(`${name}: ${line}`);
+  try {
+    const mod = await entry.load();
+    const started = performance.now();
+    const figures = await mod.run({ log });
+    log(`done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    console.log(JSON.stringify({ bench: name, ...figures, ...machine() }));
+    return 0;
+  } catch (err) {
+    console.error(
+      `benchmark "${name}" failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+    );
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
