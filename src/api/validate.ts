@@ -45,6 +45,7 @@ function issueToErrors(issue: z.core.$ZodIssue): FieldError[] {
         message: "unknown field",
       }));
     case "invalid_value":
+      if (issue.input === undefined) return [{ path, message: "required field is missing" }];
       return [
         {
           path,

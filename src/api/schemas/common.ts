@@ -12,8 +12,9 @@
 //   field's path relative to the object being refined.
 import { z } from "zod";
 import type { KindInfo } from "../kinds.js";
-import { parseCIDR, parseIP } from "../ip.js";
+import { formatCIDR, parseCIDR, parseIP } from "../ip.js";
 import type { CIDR } from "../ip.js";
+import { parseSelector, SelectorError, selectorUsesGlobal } from "../../selector/index.js";
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -193,3 +194,143 @@ export interface KindSchema {
   /** A realistic, valid example document (used in the generated docs and tests). */
   example: Record<string, unknown>;
 }
+
+/**
+ * A CIDR with no host bits set ("10.0.0.0/24", not "10.0.0.1/24"), as Calico
+ * demands where a network is meant; with allowBareIP a plain address means
+ * /32 or /128.
+ */
+export const maskedCidrString = (options?: { allowBareIP?: boolean; family?: 4 | 6 }) =>
+  cidrString(options).superRefine((s, ctx) => {
+    const c = parseCIDR(s, options);
+    if (c?.hostBitsSet) {
+      ctx.addIssue({
+        code: "custom",
+        message: `"${s}" has host bits set: the network is "${formatCIDR(c)}"`,
+      });
+    }
+  });
+
+/**
+ * Why `name` is not a valid named port (an IANA service name, as Kubernetes
+ * and Calico require: 1-15 of a-z, 0-9 and '-', at least one letter, no
+ * leading, trailing or doubled '-'), or undefined.
+ */
+export function portNameProblem(name: string): string | undefined {
+  const ok =
+    name.length >= 1 &&
+    name.length <= 15 &&
+    /^[a-z0-9-]+$/.test(name) &&
+    /[a-z]/.test(name) &&
+    !name.startsWith("-") &&
+    !name.endsWith("-") &&
+    !name.includes("--");
+  if (ok) return undefined;
+  return `"${name}" is not a valid port name (1-15 lower-case letters, digits and '-', at least one letter, no leading, trailing or doubled '-')`;
+}
+
+/** Where `global()` may appear in a selector field. */
+export type GlobalSelectorUse = "never" | "alone";
+
+/**
+ * A selector in Calico's language, parsed to check it (the text is kept as
+ * given). Errors carry the parser's position and what it expected. `global()`
+ * is refused unless `global: "alone"`, which allows exactly `global()` and
+ * nothing combined with it (Calico's rule for a rule's namespaceSelector).
+ */
+export function selectorString(options?: { global?: GlobalSelectorUse }) {
+  const globalUse = options?.global ?? "never";
+  return z.string().superRefine((text, ctx) => {
+    let selector;
+    try {
+      selector = parseSelector(text);
+    } catch (err) {
+      if (!(err instanceof SelectorError)) throw err;
+      ctx.addIssue({ code: "custom", message: `invalid ${err.message}` });
+      return;
+    }
+    if (!selectorUsesGlobal(selector)) return;
+    if (globalUse === "never") {
+      ctx.addIssue({
+        code: "custom",
+        message: `selector ${JSON.stringify(text)}: global() may only be used in a rule's namespaceSelector`,
+      });
+    } else if (selector.ast.kind !== "global") {
+      ctx.addIssue({
+        code: "custom",
+        message: `selector ${JSON.stringify(text)}: global() cannot be combined with other expressions`,
+      });
+    }
+  });
+}
+
+// Durations and configuration names (used by the infrastructure kinds).
+
+const DURATION_PART = /([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)/y;
+const DURATION_UNIT_MS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  µs: 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
+
+/**
+ * The length in milliseconds of a Go-style duration as Calico writes them
+ * ("90s", "1m30s", "250ms", "0"), or undefined when the text is not one.
+ * Negative durations are refused: no Calico field means anything by them.
+ */
+export function parseDuration(text: string): number | undefined {
+  if (text === "0") return 0;
+  if (text.length === 0) return undefined;
+  let total = 0;
+  DURATION_PART.lastIndex = 0;
+  while (DURATION_PART.lastIndex < text.length) {
+    const m = DURATION_PART.exec(text);
+    if (!m) return undefined;
+    total += Number(m[1]) * (DURATION_UNIT_MS[m[2] ?? ""] ?? Number.NaN);
+  }
+  return Number.isFinite(total) ? total : undefined;
+}
+
+/** Why `text` is not a duration, or undefined when it is one. */
+export function durationProblem(text: string): string | undefined {
+  if (parseDuration(text) !== undefined) return undefined;
+  return `"${text}" is not a duration: use numbers with units ns, us, ms, s, m or h, e.g. "90s" or "1m30s"`;
+}
+
+/** A duration such as "90s" or "1m30s", kept as written. */
+export const durationString = () => checkedString(durationProblem);
+
+/**
+ * Why `name` is not a valid name for a configuration kind that exists once
+ * for the cluster ("default") and optionally once per node ("node.<node>").
+ */
+export function nodeScopedConfigNameProblem(kind: string, name: string): string | undefined {
+  if (name === "default") return undefined;
+  if (name.startsWith("node.")) {
+    const node = name.slice("node.".length);
+    const p = dnsSubdomainProblem(node);
+    return p ? `${kind} name "${name}": the node name ${p}` : undefined;
+  }
+  return `${kind} name "${name}" is invalid: use "default" for the cluster-wide settings or "node.<node name>" for one node's overrides`;
+}
+
+/** The node a node-scoped configuration name is for ("node.a" → "a"), or undefined for "default". */
+export function configNameNode(name: string): string | undefined {
+  return name.startsWith("node.") ? name.slice("node.".length) : undefined;
+}
+
+/** The `metadata.name` of a kind that is "default" or "node.<node>". */
+export const nodeScopedConfigName = (kind: string) =>
+  checkedString((name) => nodeScopedConfigNameProblem(kind, name));
+
+/** The `metadata.name` of a singleton kind, which Calico requires to be "default". */
+export const singletonName = (kind: string) =>
+  checkedString((name) =>
+    name === "default"
+      ? undefined
+      : `${kind} name "${name}" is invalid: there is one ${kind} per cluster and it must be named "default"`,
+  );
