@@ -131,7 +131,7 @@ export function formatIP(family: IPFamily, value: bigint): string {
   // Longest run of two or more zero groups is compressed (first one on ties).
   let bestStart = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;

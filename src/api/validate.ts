@@ -108,14 +108,19 @@ export function fieldErrors(error: z.ZodError): FieldError[] {
  */
 export function validateResource(doc: unknown): ValidationResult {
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
-    return { ok: false, kind: undefined, errors: [{ path: "", message: "a resource must be an object" }] };
+    return {
+      ok: false,
+      kind: undefined,
+      errors: [{ path: "", message: "a resource must be an object" }],
+    };
   }
   const { apiVersion, kind } = doc as { apiVersion?: unknown; kind?: unknown };
   const info = kindOf(apiVersion, kind);
   if (!info) {
     const known = KINDS.filter((k) => k.kind === kind);
     const errors: FieldError[] = [];
-    if (typeof kind !== "string") errors.push({ path: "kind", message: "required field is missing" });
+    if (typeof kind !== "string")
+      errors.push({ path: "kind", message: "required field is missing" });
     else if (known.length === 0) {
       errors.push({ path: "kind", message: `unknown kind "${kind}"` });
     }
@@ -143,6 +148,7 @@ export function describeResource(doc: unknown): string {
   };
   const kind = typeof d.kind === "string" ? d.kind : "resource";
   const name = typeof d.metadata?.name === "string" ? d.metadata.name : "(no name)";
-  const ns = typeof d.metadata?.namespace === "string" ? ` in namespace "${d.metadata.namespace}"` : "";
+  const ns =
+    typeof d.metadata?.namespace === "string" ? ` in namespace "${d.metadata.namespace}"` : "";
   return `${kind} "${name}"${ns}`;
 }

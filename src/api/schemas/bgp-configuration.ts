@@ -13,6 +13,7 @@ import { kindById } from "../kinds.js";
 import { parseIP } from "../ip.js";
 import {
   asNumber,
+  configNameNode,
   dnsSubdomainName,
   durationString,
   ipAddress,
@@ -91,8 +92,9 @@ const familyAddress = (family: 4 | 6) =>
     }
   });
 
+// `defaultText` too: zod leaves `default` out of the JSON Schema of transforming fields (asNumber).
 const withDefault = <T extends z.ZodType>(schema: T, value: unknown, description: string) =>
-  schema.optional().meta({ description, default: value });
+  schema.optional().meta({ description, default: value, defaultText: JSON.stringify(value) });
 
 const bgpConfigurationSpecFields = z.strictObject({
   logSeverityScreen: withDefault(
@@ -275,7 +277,7 @@ export const bgpConfigurationSchema = resourceSchema(
     // Runs even when other fields failed, so every error is reported at once.
     const name: unknown = res.metadata?.name;
     const spec: unknown = res.spec;
-    if (typeof name !== "string" || !name.startsWith("node.")) return;
+    if (typeof name !== "string" || configNameNode(name) === undefined) return;
     if (typeof spec !== "object" || spec === null) return;
     const allowed = new Set<string>(PER_NODE_BGP_FIELDS);
     for (const [field, value] of Object.entries(spec)) {

@@ -103,16 +103,16 @@ export function metadataSchema(options: MetadataOptions) {
     resourceVersion: z
       .string()
       .optional()
-      .describe("Set by the datastore; when given on update, the write succeeds only if unchanged."),
+      .describe(
+        "Set by the datastore; when given on update, the write succeeds only if unchanged.",
+      ),
     uid: z.string().optional().describe("Set by the datastore on create."),
     creationTimestamp: z.string().optional().describe("Set by the datastore on create (RFC 3339)."),
   };
   if (options.namespaced) {
     return z.strictObject({
       ...base,
-      namespace: dnsLabelName()
-        .optional()
-        .describe('The namespace; "default" when omitted.'),
+      namespace: dnsLabelName().optional().describe('The namespace; "default" when omitted.'),
     });
   }
   return z.strictObject(base);

@@ -613,6 +613,9 @@ const felixFields = {
   ),
 };
 
+/** The Calico FelixConfiguration fields twill types and acts on (or refuses, for overlays and encryption). */
+export const TWILL_FELIX_FIELDS: readonly string[] = Object.keys(felixFields);
+
 export const felixConfigurationSpecSchema = z
   .strictObject({ ...felixFields, ...ignoredFields })
   .prefault({})

@@ -107,8 +107,11 @@ export type IPPoolSpec = Omit<IPPoolSpecFields, "blockSize" | "allowedUses"> & {
   allowedUses: AllowedUse[];
 };
 
+// Runs even when some fields failed (so every error is reported at once):
+// each field is type-checked before use, and a bad one is left to its own error.
 function checkPool(spec: IPPoolSpecFields, ctx: z.core.$RefinementCtx<IPPoolSpecFields>): void {
-  const cidr = parseCIDR(spec.cidr, { allowBareIP: true });
+  const cidr =
+    typeof spec.cidr === "string" ? parseCIDR(spec.cidr, { allowBareIP: true }) : undefined;
   if (!cidr) return; // already reported by the field
   if (cidr.hostBitsSet) {
     ctx.addIssue({
@@ -128,20 +131,21 @@ function checkPool(spec: IPPoolSpecFields, ctx: z.core.$RefinementCtx<IPPoolSpec
   }
   const range = BLOCK_SIZE_RANGE[cidr.family];
   const blockSize = spec.blockSize ?? DEFAULT_BLOCK_SIZE[cidr.family];
-  if (blockSize < range.min || blockSize > range.max) {
+  const blockSizeValid = typeof blockSize === "number" && Number.isInteger(blockSize); // else reported by the field
+  if (blockSizeValid && (blockSize < range.min || blockSize > range.max)) {
     ctx.addIssue({
       code: "custom",
       path: ["blockSize"],
       message: `block size ${blockSize} is out of range for an IPv${cidr.family} pool: use ${range.min}-${range.max}`,
     });
-  } else if (!spec.disabled && cidr.prefixLength > blockSize) {
+  } else if (blockSizeValid && spec.disabled !== true && cidr.prefixLength > blockSize) {
     ctx.addIssue({
       code: "custom",
       path: ["blockSize"],
       message: `pool "${spec.cidr}" is smaller than one /${blockSize} block: use a block size of at least ${cidr.prefixLength} or a larger pool`,
     });
   }
-  const uses = spec.allowedUses ?? [];
+  const uses = Array.isArray(spec.allowedUses) ? spec.allowedUses : [];
   const seen = new Set<string>();
   uses.forEach((use, i) => {
     if (seen.has(use)) {
@@ -161,14 +165,14 @@ function checkPool(spec: IPPoolSpecFields, ctx: z.core.$RefinementCtx<IPPoolSpec
         message: `LoadBalancer cannot be combined with ${[...seen].filter((u) => u !== "LoadBalancer").join(" or ")} in one pool`,
       });
     }
-    if (spec.disableBGPExport) {
+    if (spec.disableBGPExport === true) {
       ctx.addIssue({
         code: "custom",
         path: ["disableBGPExport"],
         message: "a LoadBalancer pool exists to be announced: disableBGPExport must be false",
       });
     }
-    if (spec.nodeSelector !== "all()") {
+    if (typeof spec.nodeSelector === "string" && spec.nodeSelector !== "all()") {
       ctx.addIssue({
         code: "custom",
         path: ["nodeSelector"],
@@ -179,7 +183,7 @@ function checkPool(spec: IPPoolSpecFields, ctx: z.core.$RefinementCtx<IPPoolSpec
 }
 
 export const ipPoolSpecSchema = ipPoolSpecFields
-  .superRefine(checkPool)
+  .superRefine(checkPool, { when: () => true })
   .transform((spec): IPPoolSpec => {
     const cidr = parseCIDR(spec.cidr, { allowBareIP: true }) as CIDR;
     const allowedUses: AllowedUse[] =
