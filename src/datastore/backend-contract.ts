@@ -275,6 +275,23 @@ export function runBackendContract(name: string, make: () => Promise<BackendUnde
       assert.equal(await backend.get(p + "k"), undefined);
     });
 
+    it("rejects a transaction with more than 128 operations in a branch with Invalid", async () => {
+      const ops = (n: number) =>
+        Array.from({ length: n }, (_, i) => ({
+          type: "put" as const,
+          key: `${p}k${i}`,
+          value: "v",
+        }));
+      await backend.txn({ compare: [], success: ops(128) });
+      await assert.rejects(backend.txn({ compare: [], success: ops(129) }), (err: unknown) =>
+        isErrorCode(err, "Invalid"),
+      );
+      await assert.rejects(
+        backend.txn({ compare: [], success: [], failure: ops(129) }),
+        (err: unknown) => isErrorCode(err, "Invalid"),
+      );
+    });
+
     it("lists by prefix, sorted by key, with the revision read at", async () => {
       for (const k of ["m", "b", "a/2", "a/1", "z", "a/10"]) await put(k, k.toUpperCase());
       const last = await backend.txn({

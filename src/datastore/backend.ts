@@ -13,6 +13,10 @@
 //   modRevision > fromRevision), in revision order. If `fromRevision` has been
 //   compacted the watch yields one `compacted` event and ends; the caller
 //   must re-list.
+// - Limits as etcd's defaults: a transaction that writes one key twice in a
+//   branch, has more than 128 ops in a branch or exceeds 1.5 MiB is rejected
+//   with TwillError "Invalid". Connection failures are "Unavailable", and
+//   every call on a closed backend is too.
 
 export interface KvEntry {
   key: string;
@@ -67,14 +71,20 @@ export interface Backend {
   get(key: string): Promise<KvEntry | undefined>;
   /** Every key starting with `prefix`, sorted by key, and the revision they were read at. */
   list(prefix: string): Promise<{ entries: KvEntry[]; revision: number }>;
+  /** Run one transaction atomically; TwillError "Invalid" for what etcd would refuse (see above). */
   txn(request: TxnRequest): Promise<TxnResult>;
   /**
    * Events for keys under `prefix`. The iterator ends when the signal aborts
    * (without throwing), after a `compacted` event, or throws a TwillError with
-   * code "Unavailable" when the connection is lost for good.
+   * code "Unavailable" when the connection is lost for good or the backend is
+   * closed. A `fromRevision` below 0 is "Invalid".
    */
   watch(prefix: string, options: WatchOptions): AsyncIterable<WatchEvent>;
-  /** Discard history up to `revision` (used by tests and maintenance). */
+  /**
+   * Discard history before `revision` (used by tests and maintenance).
+   * Compacting to an already compacted revision does nothing; a revision
+   * ahead of the current one is "Invalid".
+   */
   compact(revision: number): Promise<void>;
   /** The current revision. */
   revision(): Promise<number>;

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { Etcd3 } from "etcd3";
 import type { Server, Socket } from "node:net";
+import type { WatchEvent } from "./backend.js";
 import { after, before, describe, it } from "node:test";
 import { isErrorCode } from "../util/errors.js";
 import { runBackendContract } from "./backend-contract.js";
@@ -20,6 +21,97 @@ after(async () => {
 runBackendContract("etcd", async () => {
   const backend = new EtcdBackend({ endpoints: [etcd.endpoint] });
   return { backend, cleanup: () => backend.close() };
+});
+
+/** A TCP proxy to etcd whose connections can be cut, to break watch streams on demand. */
+async function startProxy(
+  target: string,
+): Promise<{ endpoint: string; cut(): void; close(): Promise<void> }> {
+  const { hostname, port } = new URL(target);
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(Number(port), hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("error", () => undefined);
+      s.on("close", () => {
+        sockets.delete(s);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  assert.ok(address && typeof address === "object");
+  const cut = (): void => {
+    for (const s of sockets) s.destroy();
+  };
+  return {
+    endpoint: `http://127.0.0.1:${address.port}`,
+    cut,
+    close: async () => {
+      cut();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+describe("EtcdBackend watch across connection loss", () => {
+  it("resumes after the connection drops, without losing or repeating events", async () => {
+    const proxy = await startProxy(etcd.endpoint);
+    const watcher = new EtcdBackend({ endpoints: [proxy.endpoint] });
+    const writer = new EtcdBackend({ endpoints: [etcd.endpoint] });
+    const p = `/resume-${Date.now()}/`;
+    try {
+      const from = await writer.revision();
+      const it = watcher.watch(p, { fromRevision: from })[Symbol.asyncIterator]();
+      const values: string[] = [];
+      const next = async (): Promise<void> => {
+        const r = await it.next();
+        assert.equal(r.done, false);
+        const ev = r.value as WatchEvent;
+        assert.equal(ev.type, "put");
+        if (ev.type === "put") values.push(ev.entry.value);
+      };
+      await writer.txn({ compare: [], success: [{ type: "put", key: p + "k", value: "1" }] });
+      await next();
+      proxy.cut();
+      for (const v of ["2", "3"]) {
+        await writer.txn({ compare: [], success: [{ type: "put", key: p + "k", value: v }] });
+      }
+      await next();
+      await next();
+      proxy.cut();
+      await writer.txn({ compare: [], success: [{ type: "put", key: p + "k", value: "4" }] });
+      await next();
+      assert.deepEqual(values, ["1", "2", "3", "4"]);
+      await it.return?.();
+    } finally {
+      await watcher.close();
+      await writer.close();
+      await proxy.close();
+    }
+  });
+
+  it("throws Unavailable when the connection is lost for good", async () => {
+    const proxy = await startProxy(etcd.endpoint);
+    const watcher = new EtcdBackend({ endpoints: [proxy.endpoint], dialTimeoutMs: 500 });
+    try {
+      const from = await watcher.revision();
+      const it = watcher.watch("/gone/", { fromRevision: from })[Symbol.asyncIterator]();
+      const pending = it.next();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await proxy.close();
+      await assert.rejects(
+        pending,
+        (err: unknown) => isErrorCode(err, "Unavailable") && /lost/.test(err.message),
+      );
+    } finally {
+      await watcher.close();
+    }
+  });
 });
 
 describe("EtcdBackend failures", () => {
@@ -87,7 +179,11 @@ describe("EtcdBackend failures", () => {
       await admin.role("root").create();
       await (await admin.user("root").create("secret")).addRole("root");
       await admin.auth.authEnable({});
-      const good = new EtcdBackend({ endpoints: [secured.endpoint], username: "root", password: "secret" });
+      const good = new EtcdBackend({
+        endpoints: [secured.endpoint],
+        username: "root",
+        password: "secret",
+      });
       const w = await good.txn({ compare: [], success: [{ type: "put", key: "/k", value: "v" }] });
       assert.equal((await good.get("/k"))?.modRevision, w.revision);
       await good.close();

@@ -34,10 +34,16 @@ import {
   EtcdPermissionDeniedError,
   EtcdUserNotFoundError,
   Etcd3,
+  EtcdWatchStreamEnded,
+  GRPCDeadlineExceededError,
   GRPCGenericError,
+  GRPCInternalError,
   GRPCInvalidArgumentError,
+  GRPCNotImplementedError,
   GRPCOutOfRangeError,
+  GRPCProtocolError,
   GRPCUnauthenticatedError,
+  GRPCUnavailableError,
   Range,
 } from "etcd3";
 import type { ICompare, IKeyValue, IOptions, IRequestOp, IWatchResponse } from "etcd3";
@@ -579,14 +585,26 @@ function isAccessError(err: unknown): boolean {
   );
 }
 
-/** gRPC/transport failures, as opposed to answers from etcd. */
+/**
+ * Failures to get an answer from a working etcd: no connection, no answer in
+ * time, a broken stream, no leader. As opposed to etcd answering "no".
+ */
 function isConnectionError(err: unknown): boolean {
   if (err instanceof EndpointSkipped) return true;
   if (!(err instanceof Error) || isAccessError(err)) return false;
-  if (err instanceof GRPCInvalidArgumentError || err instanceof GRPCOutOfRangeError) return false;
-  if (err instanceof GRPCUnauthenticatedError) return false;
-  if (err instanceof GRPCGenericError) return true;
-  return /ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|No connection established|deadline|backstop/i.test(
+  if (
+    err instanceof GRPCUnavailableError ||
+    err instanceof GRPCDeadlineExceededError ||
+    err instanceof GRPCInternalError ||
+    err instanceof GRPCProtocolError ||
+    err instanceof EtcdWatchStreamEnded ||
+    // An HTTP/2 server that is not etcd (a proxy answering 404, say).
+    err instanceof GRPCNotImplementedError ||
+    err.constructor === GRPCGenericError
+  ) {
+    return true;
+  }
+  return /ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|No connection established|Received HTTP status code|deadline|backstop|no leader|leader changed|request timed out/i.test(
     err.message,
   );
 }
