@@ -4,7 +4,7 @@
 import { readFile, readdir, stat } from "node:fs/promises";
 import { runCli } from "../cli/main.js";
 import type { CliStore, DatastoreFlags } from "../cli/cli-store.js";
-import { processOutput } from "../cli/output.js";
+import { processOutput, terminalWidth } from "../cli/output.js";
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -55,7 +55,7 @@ const code = await runCli(process.argv.slice(2), {
   readStdin,
   openStore,
   versions,
-  helpWidth: Math.min(process.stdout.columns || 100, 120),
+  helpWidth: Math.min(terminalWidth() ?? 100, 120),
 });
 await output.flush();
 process.exit(code);

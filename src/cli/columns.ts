@@ -190,13 +190,19 @@ export const COLUMNS: Record<KindId, { normal: Column[]; wide: Column[] }> = {
       ),
     ],
   },
+  // A peering is either explicit (node, peerIP) or by selectors; show both.
   BGPPeer: {
     normal: [
       field("PEERIP", "spec.peerIP"),
-      field("NODE", "spec.node"),
       field("ASN", "spec.asNumber"),
+      field("NODE", "spec.node"),
+      field("NODESELECTOR", "spec.nodeSelector"),
+      field("PEERSELECTOR", "spec.peerSelector"),
     ],
-    wide: [field("NODESELECTOR", "spec.nodeSelector"), field("PEERSELECTOR", "spec.peerSelector")],
+    wide: [
+      field("KEEPORIGINALNEXTHOP", "spec.keepOriginalNextHop"),
+      field("LOCALASN", "spec.localASNumber"),
+    ],
   },
   FelixConfiguration: { normal: [], wide: [field("LOGSEVERITY", "spec.logSeverityScreen")] },
   ClusterInformation: {

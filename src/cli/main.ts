@@ -95,7 +95,10 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
     })
     .showHelpAfterError("(run with --help for usage)")
     .helpCommand(true)
-    .option("--etcd-endpoints <urls>", "etcd endpoints, comma-separated (env TWILL_ETCD_ENDPOINTS)")
+    .option(
+      "--etcd-endpoints <urls>",
+      "etcd endpoints, comma-separated (env TWILL_ETCD_ENDPOINTS; default http://127.0.0.1:2379)",
+    )
     .option("--etcd-ca-cert-file <path>", "CA certificate for TLS (env TWILL_ETCD_CA_CERT_FILE)")
     .option("--etcd-cert-file <path>", "client certificate for TLS (env TWILL_ETCD_CERT_FILE)")
     .option("--etcd-key-file <path>", "client key for TLS (env TWILL_ETCD_KEY_FILE)")

@@ -24,6 +24,13 @@ function drain(stream: NodeJS.WriteStream): Promise<void> {
 }
 
 export function processOutput(): ProcessOutput {
+  // A reader that goes away (`twill get ... | head`) is not an error of ours:
+  // drop the rest of the output quietly instead of crashing on EPIPE.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (err: NodeJS.ErrnoException) => {
+      if (err.code !== "EPIPE") throw err;
+    });
+  }
   return {
     out: (text) => {
       process.stdout.write(text);
@@ -35,6 +42,11 @@ export function processOutput(): ProcessOutput {
       await Promise.all([drain(process.stdout), drain(process.stderr)]);
     },
   };
+}
+
+/** The width of the terminal on stdout, or undefined when stdout is not one. */
+export function terminalWidth(): number | undefined {
+  return process.stdout.isTTY ? process.stdout.columns : undefined;
 }
 
 /** An Output that keeps everything in memory (tests, embedding). */

@@ -21,12 +21,32 @@ export function resourceRef(kind: KindInfo, name: string): string {
   return `${kind.kind.toLowerCase()}${group ? `.${group}` : ""}/${name}`;
 }
 
+const METADATA_ORDER = [
+  "name",
+  "namespace",
+  "labels",
+  "annotations",
+  "resourceVersion",
+  "uid",
+  "creationTimestamp",
+];
+
+/** Metadata with the identifying fields first and the server-set ones last. */
+function orderedMetadata(metadata: Resource["metadata"]): Resource["metadata"] {
+  const m = metadata as unknown as Record<string, unknown>;
+  const keys = [
+    ...METADATA_ORDER.filter((k) => k in m),
+    ...Object.keys(m).filter((k) => !METADATA_ORDER.includes(k)),
+  ];
+  return Object.fromEntries(keys.map((k) => [k, m[k]])) as unknown as Resource["metadata"];
+}
+
 /** Just the fields a user can apply again, in the usual order. */
 export function exportable(resource: Resource): Resource {
   const out: Resource = {
     apiVersion: resource.apiVersion,
     kind: resource.kind,
-    metadata: resource.metadata,
+    metadata: orderedMetadata(resource.metadata),
   };
   if (resource.spec !== undefined) out.spec = resource.spec;
   return out;

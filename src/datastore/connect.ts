@@ -6,7 +6,7 @@
 //
 //   flag               environment                default
 //   --etcd-endpoints   TWILL_ETCD_ENDPOINTS       http://127.0.0.1:2379
-//   --etcd-ca-file     TWILL_ETCD_CA_CERT_FILE    (none)
+//   --etcd-ca-cert-file     TWILL_ETCD_CA_CERT_FILE    (none)
 //   --etcd-cert-file   TWILL_ETCD_CERT_FILE       (none)
 //   --etcd-key-file    TWILL_ETCD_KEY_FILE        (none)
 //   --etcd-username    TWILL_ETCD_USERNAME        (none)
