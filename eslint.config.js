@@ -36,7 +36,10 @@ export default tseslint.config(
         "error",
         {
           patterns: [
-            { group: ["node:*"], message: "pure modules do no I/O: pass OS access in through deps" },
+            {
+              group: ["node:*"],
+              message: "pure modules do no I/O: pass OS access in through deps",
+            },
             {
               group: [
                 "fs",
