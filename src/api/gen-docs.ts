@@ -210,7 +210,10 @@ export function pageFileName(kind: KindInfo): string {
 
 /** One kind's reference page. */
 export function renderKindPage(kind: KindInfo, entry: KindSchema): string {
-  const rows = fieldRows(entry.schema);
+  // Cluster-scoped kinds share the metadata shape but take no namespace.
+  const rows = fieldRows(entry.schema).filter(
+    (r) => kind.namespaced || r.path !== "metadata.namespace",
+  );
   const root = inputJsonSchema(entry.schema);
   const spec = root.properties?.spec ? resolver(root)(root.properties.spec) : undefined;
   const out: string[] = [GENERATED_MARKER, "", `# ${kind.kind}`, "", kind.summary, ""];

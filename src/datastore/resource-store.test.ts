@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, afterEach, before, beforeEach, describe, it } from "node:test";
 import { kindById } from "../api/kinds.js";
+import type { KindInfo } from "../api/kinds.js";
 import type { Resource } from "../api/resource.js";
 import { isErrorCode } from "../util/errors.js";
 import type { ErrorCode } from "../util/errors.js";
@@ -393,6 +394,55 @@ function resourceStoreSuite(name: string, make: () => Promise<Harness>): void {
       assert.deepEqual(events, [
         { type: "compacted", compactRevision: Number(u.metadata.resourceVersion) },
       ]);
+    });
+
+    it("listAll reads every kind (or the kinds asked for) at one revision, skipping foreign keys", async () => {
+      await store.create(gnp("g"));
+      await store.create(np("n", "b"));
+      await store.create(np("n", "a"));
+      await store.create({ ...np("k", "a"), apiVersion: "networking.k8s.io/v1" });
+      await store.create({
+        apiVersion: "projectcalico.org/v3",
+        kind: "IPPool",
+        metadata: { name: "pool" },
+        spec: {},
+      });
+      for (const key of [
+        `${h.prefix}/resources/unknownkinds/x`,
+        `${h.prefix}/resources/globalnetworkpolicies/too/deep`,
+        `${h.prefix}/ipam/v2/handle/h`,
+      ]) {
+        await h.backend.txn({ compare: [], success: [{ type: "put", key, value: "{}" }] });
+      }
+      const now = await h.backend.revision();
+      const names = (items: Resource[]) =>
+        items.map((r) => `${r.kind}/${r.metadata.namespace ?? "-"}/${r.metadata.name}`);
+      const cases: { name: string; kinds?: KindInfo[]; want: string[] }[] = [
+        {
+          name: "every kind",
+          want: [
+            "GlobalNetworkPolicy/-/g",
+            "IPPool/-/pool",
+            // "networkpolicies.networking.k8s.io/" sorts before "networkpolicies/".
+            "NetworkPolicy/a/k",
+            "NetworkPolicy/a/n",
+            "NetworkPolicy/b/n",
+          ],
+        },
+        {
+          name: "two kinds",
+          kinds: [POOL, NP],
+          want: ["IPPool/-/pool", "NetworkPolicy/a/n", "NetworkPolicy/b/n"],
+        },
+        { name: "one kind", kinds: [K8S_NP], want: ["NetworkPolicy/a/k"] },
+        { name: "no kinds", kinds: [], want: [] },
+      ];
+      for (const c of cases) {
+        const { items, revision } = await store.listAll(c.kinds ? { kinds: c.kinds } : {});
+        assert.deepEqual(names(items), c.want, c.name);
+        assert.equal(revision, now, c.name);
+        for (const item of items) assert.ok(Number(item.metadata.resourceVersion) > 0, c.name);
+      }
     });
 
     it("watch ends cleanly on abort", async () => {

@@ -101,6 +101,28 @@ export class ResourceStore {
     return { items: entries.map(decode), revision };
   }
 
+  /**
+   * Every resource of the given kinds (default: every kind), read with one
+   * backend list so that all of them are at one revision: the consistent
+   * snapshot a syncer starts watching from. Sorted by key; keys under the
+   * resources prefix that are not laid out as ours are skipped, as watch does.
+   */
+  async listAll(
+    opts: { kinds?: readonly KindInfo[] } = {},
+  ): Promise<{ items: Resource[]; revision: number }> {
+    const only = opts.kinds?.length === 1 ? opts.kinds[0] : undefined;
+    const prefix = only ? this.#kindPrefix(only) : `${this.prefix}/resources/`;
+    const wanted = opts.kinds && new Set(opts.kinds.map((k) => k.id));
+    const { entries, revision } = await this.backend.list(prefix);
+    const items: Resource[] = [];
+    for (const entry of entries) {
+      const parsed = this.#parseKey(entry.key);
+      if (!parsed || (wanted && !wanted.has(parsed.kind.id))) continue;
+      items.push(decode(entry));
+    }
+    return { items, revision };
+  }
+
   /** Store a new resource; TwillError "AlreadyExists" when one of that name is there. */
   async create(res: Resource): Promise<Resource> {
     const { kind, name, namespace } = this.#identify(res);

@@ -109,31 +109,44 @@ export function metadataSchema(options: MetadataOptions) {
     uid: z.string().optional().describe("Set by the datastore on create."),
     creationTimestamp: z.string().optional().describe("Set by the datastore on create (RFC 3339)."),
   };
-  if (options.namespaced) {
-    return z.strictObject({
+  // One shape for both scopes, so every kind's type has metadata.namespace;
+  // a cluster-scoped kind rejects it as an unknown field.
+  const namespaced = options.namespaced;
+  return z
+    .strictObject({
       ...base,
       namespace: dnsLabelName().optional().describe('The namespace; "default" when omitted.'),
+    })
+    .superRefine((meta, ctx) => {
+      if (!namespaced && meta.namespace !== undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["namespace"],
+          message: "unknown field (this kind is cluster-scoped: it has no namespace)",
+        });
+      }
     });
-  }
-  return z.strictObject(base);
 }
 
 /**
  * The envelope: apiVersion and kind fixed to the kind's, metadata, and spec.
  * `spec` may be omitted in the document when every spec field is optional.
  */
-export function resourceSchema<S extends z.ZodType>(
+export function resourceSchema<S extends z.ZodType, O extends boolean = false>(
   kind: KindInfo,
   spec: S,
-  options?: { name?: z.ZodType<string>; specOptional?: boolean },
+  options?: { name?: z.ZodType<string>; specOptional?: O },
 ) {
   const metadataOptions: MetadataOptions = { namespaced: kind.namespaced };
   if (options?.name) metadataOptions.name = options.name;
+  const specField = (options?.specOptional ? spec.optional() : spec) as O extends true
+    ? z.ZodOptional<S>
+    : S;
   return z.strictObject({
     apiVersion: z.literal(kind.apiVersion).describe(`Always "${kind.apiVersion}".`),
     kind: z.literal(kind.kind).describe(`Always "${kind.kind}".`),
     metadata: metadataSchema(metadataOptions),
-    spec: options?.specOptional ? spec.optional() : spec,
+    spec: specField,
   });
 }
 

@@ -1,0 +1,211 @@
+// The semantics that turn stored resources into what the calc graph and the
+// explain function reason about: effective labels (own labels, labels
+// inherited from profiles, automatic namespace/orchestrator labels and the
+// namespace's labels under the `pcns.` prefix), the effective selector of a
+// policy, and the effective selector of one side of a rule. Kept in one
+// place so the incremental graph and the brute-force explain function can
+// never disagree on them.
+//
+// Namespace labels: a namespace's labels are the `labelsToApply` of the
+// Profile named `kns.<namespace>` (plus `projectcalico.org/name`), as
+// Calico's Kubernetes integration models namespaces. An endpoint or network
+// set in that namespace carries each of them as `pcns.<key>`, so a
+// namespaceSelector `env == "prod"` becomes `pcns.env == "prod"` and one
+// selector over the endpoint's labels answers both questions.
+import { formatSelector, parseSelector } from "../selector/index.js";
+import type { Selector, SelectorNode } from "../selector/index.js";
+
+export const NAMESPACE_LABEL = "projectcalico.org/namespace";
+export const ORCHESTRATOR_LABEL = "projectcalico.org/orchestrator";
+export const SERVICE_ACCOUNT_LABEL = "projectcalico.org/serviceaccount";
+export const NAME_LABEL = "projectcalico.org/name";
+export const NAMESPACE_LABEL_PREFIX = "pcns.";
+export const NAMESPACE_PROFILE_PREFIX = "kns.";
+export const DEFAULT_TIER = "default";
+
+export type Labels = Readonly<Record<string, string>>;
+
+export function namespaceProfileName(namespace: string): string {
+  return `${NAMESPACE_PROFILE_PREFIX}${namespace}`;
+}
+
+/** The labels of a namespace, from its profile's labelsToApply. */
+export function namespaceLabels(
+  namespace: string,
+  profileLabelsToApply: Labels | undefined,
+): Labels {
+  return { ...(profileLabelsToApply ?? {}), [NAME_LABEL]: namespace };
+}
+
+export interface EffectiveLabelsInput {
+  own: Labels | undefined;
+  /** labelsToApply of the item's profiles, in the item's profile order (first wins). */
+  inherited?: readonly (Labels | undefined)[];
+  namespace?: string;
+  /** The namespace's labels (see namespaceLabels), carried as `pcns.<key>`. */
+  namespaceLabels?: Labels;
+  orchestrator?: string;
+  serviceAccount?: string;
+}
+
+/**
+ * The labels selectors see: automatic labels win, then the item's own
+ * labels, then its profiles' labelsToApply in order (the first profile that
+ * sets a key wins), then the namespace's labels under `pcns.`.
+ */
+export function effectiveLabels(input: EffectiveLabelsInput): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (input.namespaceLabels) {
+    for (const [k, v] of Object.entries(input.namespaceLabels)) {
+      out[NAMESPACE_LABEL_PREFIX + k] = v;
+    }
+  }
+  const inherited = input.inherited ?? [];
+  for (let i = inherited.length - 1; i >= 0; i--) Object.assign(out, inherited[i] ?? {});
+  Object.assign(out, input.own ?? {});
+  if (input.namespace !== undefined) out[NAMESPACE_LABEL] = input.namespace;
+  if (input.orchestrator !== undefined) out[ORCHESTRATOR_LABEL] = input.orchestrator;
+  if (input.serviceAccount !== undefined) out[SERVICE_ACCOUNT_LABEL] = input.serviceAccount;
+  return out;
+}
+
+function prefixKeys(node: SelectorNode, prefix: string): SelectorNode {
+  switch (node.kind) {
+    case "all":
+    case "global":
+      return node;
+    case "has":
+      return { kind: "has", key: prefix + node.key };
+    case "eq":
+    case "ne":
+    case "contains":
+    case "startsWith":
+    case "endsWith":
+      return { kind: node.kind, key: prefix + node.key, value: node.value };
+    case "in":
+    case "notIn":
+      return { kind: node.kind, key: prefix + node.key, values: node.values };
+    case "not":
+      return { kind: "not", operand: prefixKeys(node.operand, prefix) };
+    case "and":
+    case "or":
+      return { kind: node.kind, operands: node.operands.map((o) => prefixKeys(o, prefix)) };
+  }
+}
+
+function isAll(node: SelectorNode): boolean {
+  return node.kind === "all";
+}
+
+/** `a && b && …` as one canonical selector, dropping all() terms. */
+export function andSelectors(nodes: readonly SelectorNode[]): Selector {
+  const terms = nodes.filter((n) => !isAll(n));
+  if (terms.length === 0) return parseSelector("all()");
+  if (terms.length === 1) return parseSelector(formatSelector(terms[0]!));
+  return parseSelector(formatSelector({ kind: "and", operands: terms }));
+}
+
+/** The namespace-selector term over `pcns.` labels; global() means "not namespaced". */
+export function namespaceSelectorTerm(namespaceSelector: string): SelectorNode {
+  const ns = parseSelector(namespaceSelector);
+  if (ns.ast.kind === "global") return parseSelector(`!has(${NAMESPACE_LABEL})`).ast;
+  return prefixKeys(ns.ast, NAMESPACE_LABEL_PREFIX);
+}
+
+function inNamespaceTerm(namespace: string): SelectorNode {
+  return { kind: "eq", key: NAMESPACE_LABEL, value: namespace };
+}
+
+/**
+ * The selector of the endpoints a policy applies to. A namespaced policy
+ * applies only within its namespace; a global policy's namespaceSelector
+ * narrows it to endpoints in matching namespaces.
+ */
+export function policyEndpointSelector(policy: {
+  selector?: string | undefined;
+  namespace?: string | undefined;
+  namespaceSelector?: string | undefined;
+}): Selector {
+  const terms: SelectorNode[] = [parseSelector(policy.selector ?? "").ast];
+  if (policy.namespace !== undefined) terms.push(inNamespaceTerm(policy.namespace));
+  else if (policy.namespaceSelector !== undefined && policy.namespaceSelector.trim() !== "") {
+    terms.push(namespaceSelectorTerm(policy.namespaceSelector));
+  }
+  return andSelectors(terms);
+}
+
+/**
+ * The selector for one side of a rule, or undefined when the rule does not
+ * restrict that side by labels. In a namespaced policy a selector without a
+ * namespaceSelector means "in the policy's namespace"; a namespaceSelector
+ * selects namespaces (global() selects non-namespaced resources: global
+ * network sets and host endpoints). Service account names narrow it further.
+ */
+export function ruleSideSelector(
+  side: {
+    selector?: string | undefined;
+    namespaceSelector?: string | undefined;
+    serviceAccounts?: { names?: string[] | undefined; selector?: string | undefined } | undefined;
+  },
+  policyNamespace: string | undefined,
+): Selector | undefined {
+  const hasSel = side.selector !== undefined && side.selector.trim() !== "";
+  const hasNs = side.namespaceSelector !== undefined && side.namespaceSelector.trim() !== "";
+  const saNames = side.serviceAccounts?.names ?? [];
+  if (!hasSel && !hasNs && saNames.length === 0) return undefined;
+  const terms: SelectorNode[] = [parseSelector(side.selector ?? "").ast];
+  if (hasNs) terms.push(namespaceSelectorTerm(side.namespaceSelector ?? ""));
+  else if (policyNamespace !== undefined) terms.push(inNamespaceTerm(policyNamespace));
+  if (saNames.length > 0) {
+    terms.push({ kind: "in", key: SERVICE_ACCOUNT_LABEL, values: [...new Set(saNames)].sort() });
+  }
+  return andSelectors(terms);
+}
+
+/** A rule side's notSelector (not scoped to a namespace, as in Calico). */
+export function ruleSideNotSelector(side: {
+  notSelector?: string | undefined;
+}): Selector | undefined {
+  if (side.notSelector === undefined || side.notSelector.trim() === "") return undefined;
+  return parseSelector(side.notSelector);
+}
+
+/** Order key: defined orders first ascending, undefined last, then by name. */
+export function compareOrderThenName(
+  a: { order?: number | undefined; name: string },
+  b: { order?: number | undefined; name: string },
+): number {
+  const ao = a.order ?? Number.POSITIVE_INFINITY;
+  const bo = b.order ?? Number.POSITIVE_INFINITY;
+  if (ao !== bo) return ao < bo ? -1 : 1;
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+export const PROTOCOL_NUMBERS: Readonly<Record<string, number>> = {
+  TCP: 6,
+  UDP: 17,
+  ICMP: 1,
+  ICMPv6: 58,
+  SCTP: 132,
+  UDPLite: 136,
+};
+
+/** A rule's protocol (name or number) as a number. */
+export function protocolNumberOf(p: string | number | undefined): number | undefined {
+  if (p === undefined) return undefined;
+  if (typeof p === "number") return p;
+  return PROTOCOL_NUMBERS[p] ?? (/^[0-9]+$/.test(p) ? Number(p) : undefined);
+}
+
+/** 32-bit FNV-1a twice (two seeds) as 16 hex digits: short stable ids for sets. */
+export function stableHash(text: string): string {
+  let h1 = 0x811c9dc5;
+  let h2 = 0x01000193 ^ 0x5bd1e995;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 0x01000193) >>> 0;
+    h2 = Math.imul(h2 ^ c, 0x5bd1e995) >>> 0;
+    h2 ^= h2 >>> 15;
+  }
+  return h1.toString(16).padStart(8, "0") + (h2 >>> 0).toString(16).padStart(8, "0");
+}
