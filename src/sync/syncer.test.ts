@@ -500,7 +500,8 @@ describe("syncer: compaction", () => {
     h.sleeper.held = true;
     backend.breakWatches();
     await h.sleeper.called(1);
-    const a = await h.store.create(gnp("a"));
+    await h.store.create(gnp("a"));
+    const a = await h.store.update(gnp("a", 2));
     await backend.compact(await backend.revision());
     backend.failNext(2);
     h.sleeper.release();

@@ -141,6 +141,8 @@ class ResourceSyncer {
   #resyncs = 0;
   #watchRestarts = 0;
   #listRetries = 0;
+  /** onUpdates threw: its error is on its way to `done`. */
+  #handlerFailed = false;
   /** Why the last watch broke, for the log and for giving up. */
   #watchError: unknown;
 
@@ -262,11 +264,12 @@ class ResourceSyncer {
       pending = [];
       this.#emit(batch);
     };
-    let waiting = false;
+    /** A next() not yet settled: return() would queue behind it. */
+    let inFlight: Promise<unknown> | undefined;
     try {
       for (;;) {
         const next = it.next();
-        waiting = true;
+        inFlight = next;
         let result: IteratorResult<ResourceEvent> | typeof IDLE;
         if (pending.length > 0) {
           // Batch what is ready now; deliver as soon as the stream goes quiet.
@@ -278,7 +281,7 @@ class ResourceSyncer {
         } else {
           result = await next;
         }
-        waiting = false;
+        inFlight = undefined;
         if (result.done) {
           flush();
           if (this.#stopped) return "stopped";
@@ -299,7 +302,8 @@ class ResourceSyncer {
         if (pending.length >= MAX_WATCH_BATCH) flush();
       }
     } catch (err) {
-      waiting = false;
+      if (this.#handlerFailed) throw err;
+      inFlight = undefined;
       // Events that arrived before the failure are good: deliver them.
       flush();
       if (this.#stopped) return "stopped";
@@ -307,8 +311,10 @@ class ResourceSyncer {
       this.#watchError = err;
       return "broken";
     } finally {
-      // A pending next() is released by the abort (see #emit); return() would queue behind it.
-      if (!waiting) await it.return?.();
+      // Close the watch before going on. A next() still in flight (onUpdates
+      // threw meanwhile) is released by the abort in #emit.
+      if (inFlight) await inFlight.catch(() => undefined);
+      await it.return?.();
     }
   }
 
@@ -399,6 +405,7 @@ class ResourceSyncer {
       this.#onUpdates(batch);
     } catch (err) {
       // Stop everything (the watch included) and let `done` reject.
+      this.#handlerFailed = true;
       this.#stop.abort();
       throw err;
     }
