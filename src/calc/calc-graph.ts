@@ -776,9 +776,10 @@ export class CalcGraph {
   }
 
   /**
-   * One rule. Rules that match on things twill cannot see (Kubernetes
-   * Services, HTTP, service-account label selectors) are left out; see
-   * docs/policy.md.
+   * One rule. twill cannot see Kubernetes Services, HTTP requests or
+   * service-account labels: an Allow, Log or Pass rule that matches on them
+   * is left out (it never matches), and a Deny rule is kept without those
+   * criteria (it denies more, never less). See docs/policy.md.
    */
   #compileRule(
     rule: Rule,
@@ -786,10 +787,27 @@ export class CalcGraph {
     namespace: string | undefined,
     ipsets: string[],
   ): CompiledRule | undefined {
-    if (rule.http !== undefined) return undefined;
-    for (const side of [rule.source, rule.destination]) {
-      if (side?.services !== undefined || side?.serviceAccounts?.selector !== undefined)
-        return undefined;
+    const unevaluable =
+      rule.http !== undefined ||
+      [rule.source, rule.destination].some(
+        (side) => side?.services !== undefined || side?.serviceAccounts?.selector !== undefined,
+      );
+    if (unevaluable) {
+      if (rule.action !== "Deny") return undefined;
+      const strip = (side: EntityRule | undefined): EntityRule | undefined => {
+        if (!side) return side;
+        const { services: _services, serviceAccounts, ...rest } = side;
+        if (serviceAccounts?.names?.length)
+          return { ...rest, serviceAccounts: { names: serviceAccounts.names } };
+        return rest;
+      };
+      const { http: _http, ...plain } = rule;
+      const stripped = { ...plain } as Rule;
+      const src = strip(rule.source);
+      const dst = strip(rule.destination);
+      if (src) stripped.source = src;
+      if (dst) stripped.destination = dst;
+      return this.#compileRule(stripped, ruleId, namespace, ipsets);
     }
     const protocol = protocolNumberOf(rule.protocol as string | number | undefined);
     const out: CompiledRule = {

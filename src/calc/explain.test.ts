@@ -74,8 +74,8 @@ function wep(
 // The base cluster: two namespaces whose kns profiles allow everything, a host
 // endpoint, a global network set and a namespaced network set.
 const BASE: Doc[] = [
-  profile("kns.shop", { labelsToApply: { env: "prod" }, ingress: ALLOW, egress: ALLOW }),
-  profile("kns.ops", { labelsToApply: { env: "dev" }, ingress: ALLOW, egress: ALLOW }),
+  profile("kns.shop", { labelsToApply: { "pcns.env": "prod" }, ingress: ALLOW, egress: ALLOW }),
+  profile("kns.ops", { labelsToApply: { "pcns.env": "dev" }, ingress: ALLOW, egress: ALLOW }),
   profile("host-open", { ingress: ALLOW, egress: ALLOW }),
   wep("shop", "web", ["10.65.0.1/32"], { labels: { app: "web" } }),
   wep("shop", "db", ["10.65.0.2/32"], {

@@ -6,12 +6,13 @@
 // place so the incremental graph and the brute-force explain function can
 // never disagree on them.
 //
-// Namespace labels: a namespace's labels are the `labelsToApply` of the
-// Profile named `kns.<namespace>` (plus `projectcalico.org/name`), as
-// Calico's Kubernetes integration models namespaces. An endpoint or network
-// set in that namespace carries each of them as `pcns.<key>`, so a
+// Namespace labels: as in Calico, a namespace's labels live in the
+// `labelsToApply` of the Profile named `kns.<namespace>`, already carrying
+// the `pcns.` prefix (`pcns.env: prod`). Every endpoint and network set in
+// the namespace inherits them (after its own labels and its own profiles'),
+// together with `pcns.projectcalico.org/name: <namespace>`, so a
 // namespaceSelector `env == "prod"` becomes `pcns.env == "prod"` and one
-// selector over the endpoint's labels answers both questions.
+// selector over an item's labels answers both questions.
 import { formatSelector, parseSelector } from "../selector/index.js";
 import type { Selector, SelectorNode } from "../selector/index.js";
 
@@ -29,12 +30,12 @@ export function namespaceProfileName(namespace: string): string {
   return `${NAMESPACE_PROFILE_PREFIX}${namespace}`;
 }
 
-/** The labels of a namespace, from its profile's labelsToApply. */
-export function namespaceLabels(
-  namespace: string,
-  profileLabelsToApply: Labels | undefined,
-): Labels {
-  return { ...(profileLabelsToApply ?? {}), [NAME_LABEL]: namespace };
+/**
+ * The labels a namespace gives the items in it: its profile's labelsToApply
+ * as they are (Calico stores them `pcns.`-prefixed) and its name.
+ */
+export function namespaceLabels(namespace: string, profileLabelsToApply: Labels | undefined): Labels {
+  return { ...(profileLabelsToApply ?? {}), [NAMESPACE_LABEL_PREFIX + NAME_LABEL]: namespace };
 }
 
 export interface EffectiveLabelsInput {
@@ -42,7 +43,7 @@ export interface EffectiveLabelsInput {
   /** labelsToApply of the item's profiles, in the item's profile order (first wins). */
   inherited?: readonly (Labels | undefined)[];
   namespace?: string;
-  /** The namespace's labels (see namespaceLabels), carried as `pcns.<key>`. */
+  /** The namespace's labels (see namespaceLabels), inherited last. */
   namespaceLabels?: Labels;
   orchestrator?: string;
   serviceAccount?: string;
@@ -51,15 +52,11 @@ export interface EffectiveLabelsInput {
 /**
  * The labels selectors see: automatic labels win, then the item's own
  * labels, then its profiles' labelsToApply in order (the first profile that
- * sets a key wins), then the namespace's labels under `pcns.`.
+ * sets a key wins), then the namespace's labels.
  */
 export function effectiveLabels(input: EffectiveLabelsInput): Record<string, string> {
   const out: Record<string, string> = {};
-  if (input.namespaceLabels) {
-    for (const [k, v] of Object.entries(input.namespaceLabels)) {
-      out[NAMESPACE_LABEL_PREFIX + k] = v;
-    }
-  }
+  if (input.namespaceLabels) Object.assign(out, input.namespaceLabels);
   const inherited = input.inherited ?? [];
   for (let i = inherited.length - 1; i >= 0; i--) Object.assign(out, inherited[i] ?? {});
   Object.assign(out, input.own ?? {});

@@ -15,6 +15,7 @@ import type { Output } from "./output.js";
 import type { InputFiles } from "./read-inputs.js";
 import { registerDelete } from "./commands/delete.js";
 import { registerGet } from "./commands/get.js";
+import { registerIpam } from "./commands/ipam.js";
 import { registerLabel } from "./commands/label.js";
 import { registerPatch } from "./commands/patch.js";
 import { registerValidate } from "./commands/validate.js";
@@ -115,6 +116,7 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
   registerLabel(program, ctx);
   registerValidate(program, ctx);
   registerVersion(program, ctx);
+  registerIpam(program, ctx);
 
   try {
     if (argv.length === 0) {

@@ -11,6 +11,8 @@ export type ErrorCode =
   | "Compacted"
   | "Timeout"
   | "Aborted"
+  /** A finite resource ran out: no free address in any pool a host may use (IPAM). */
+  | "Exhausted"
   | "Internal";
 
 export class TwillError extends Error {

@@ -1,0 +1,150 @@
+// The transaction discipline every IPAM write follows: read the keys,
+// compute the new values, then write them in ONE transaction that compares
+// every key read (its modRevision, or createRevision 0 for "still absent").
+// When another writer got in between the compare fails, nothing is written,
+// and the caller reads again after a jittered, growing pause, a bounded
+// number of times.
+import type { Backend, Compare, KvEntry, Op, TxnResult } from "../datastore/backend.js";
+import { TwillError } from "../util/errors.js";
+
+/** etcd's default --max-txn-ops: the most gets one read transaction carries. */
+const MAX_TXN_OPS = 128;
+
+/** Retries after the first attempt, unless the caller says otherwise. */
+export const DEFAULT_MAX_RETRIES = 10;
+/** First pause after a lost race; it doubles per retry up to MAX_BACKOFF_MS (full jitter). */
+export const BASE_BACKOFF_MS = 2;
+export const MAX_BACKOFF_MS = 200;
+
+/** The keys one change reads and writes, turned into one transaction. */
+export class ChangeSet {
+  #compares = new Map<string, Compare>();
+  #writes = new Map<string, Op>();
+  #failureGets: string[] = [];
+
+  /** The key must still be at the revision it was read at (absent when `entry` is undefined). */
+  expect(key: string, entry: KvEntry | undefined): this {
+    this.#compares.set(key, { key, target: "modRevision", equals: entry?.modRevision ?? 0 });
+    return this;
+  }
+
+  /** The key must not exist (it is about to be created). */
+  expectAbsent(key: string): this {
+    this.#compares.set(key, { key, target: "createRevision", equals: 0 });
+    return this;
+  }
+
+  /** The key must still be at `modRevision` (for keys read through the resource store). */
+  expectRevision(key: string, modRevision: number): this {
+    this.#compares.set(key, { key, target: "modRevision", equals: modRevision });
+    return this;
+  }
+
+  put(key: string, value: unknown): this {
+    this.#writes.set(key, { type: "put", key, value: JSON.stringify(value) });
+    return this;
+  }
+
+  delete(key: string): this {
+    this.#writes.set(key, { type: "delete", key });
+    return this;
+  }
+
+  /** Read `key` back when the compare fails, to learn why. */
+  onFailureGet(key: string): this {
+    this.#failureGets.push(key);
+    return this;
+  }
+
+  get writeCount(): number {
+    return this.#writes.size;
+  }
+
+  /** Runs the transaction; `succeeded` false means a compared key changed. */
+  async commit(backend: Backend): Promise<TxnResult> {
+    for (const key of this.#writes.keys()) {
+      if (!this.#compares.has(key)) {
+        // Every written key must be compared: a blind write could undo
+        // another writer's change.
+        throw new TwillError("Internal", `IPAM would write "${key}" without comparing it`);
+      }
+    }
+    return backend.txn({
+      compare: [...this.#compares.values()],
+      success: [...this.#writes.values()],
+      failure: this.#failureGets.map((key) => ({ type: "get", key })),
+    });
+  }
+}
+
+/** Reads many keys with as few round trips as etcd's per-transaction op limit allows. */
+export async function readKeys(
+  backend: Backend,
+  keys: readonly string[],
+): Promise<Map<string, KvEntry | undefined>> {
+  const out = new Map<string, KvEntry | undefined>();
+  const unique = [...new Set(keys)];
+  const chunks: string[][] = [];
+  for (let i = 0; i < unique.length; i += MAX_TXN_OPS) {
+    chunks.push(unique.slice(i, i + MAX_TXN_OPS));
+  }
+  const results = await Promise.all(
+    chunks.map((chunk) =>
+      backend.txn({ compare: [], success: chunk.map((key) => ({ type: "get", key })) }),
+    ),
+  );
+  results.forEach((result, c) => {
+    (chunks[c] as string[]).forEach((key, i) => out.set(key, result.gets[i]));
+  });
+  return out;
+}
+
+/** Parses a small JSON value of ours, naming the key when it is not JSON. */
+export function parseJson(entry: KvEntry): unknown {
+  try {
+    return JSON.parse(entry.value);
+  } catch (err) {
+    throw new TwillError("Internal", `IPAM value at "${entry.key}" is not JSON`, { cause: err });
+  }
+}
+
+export interface RetryDeps {
+  sleep(ms: number): Promise<void>;
+  random(): number;
+  maxRetries: number;
+  /** Called once per lost race (counted in Ipam.stats). */
+  onRetry(): void;
+}
+
+/** Throws TwillError "Aborted" when the signal has fired. */
+export function checkAborted(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw new TwillError("Aborted", `${what} was aborted`);
+}
+
+/**
+ * Runs `attempt` until it returns a value other than undefined (undefined
+ * means "a compare failed, read again"). After maxRetries lost races it
+ * gives up with TwillError "Conflict" naming `what`.
+ */
+export async function withRetries<T>(
+  deps: RetryDeps,
+  what: string,
+  signal: AbortSignal | undefined,
+  attempt: (n: number) => Promise<T | undefined>,
+): Promise<T> {
+  for (let n = 1; ; n++) {
+    checkAborted(signal, what);
+    const result = await attempt(n);
+    if (result !== undefined) return result;
+    deps.onRetry();
+    if (n > deps.maxRetries) {
+      throw new TwillError(
+        "Conflict",
+        `${what}: the datastore kept changing under concurrent writers; gave up after ${n} attempts`,
+      );
+    }
+    const cap = Math.min(MAX_BACKOFF_MS, BASE_BACKOFF_MS * 2 ** (n - 1));
+    await deps.sleep(Math.floor(deps.random() * cap));
+    checkAborted(signal, what);
+  }
+}
