@@ -43,6 +43,11 @@ const BENCHMARKS: Record<string, BenchEntry> = {
       "label index at 250k endpoints / 10k selectors vs a naive baseline (build_s, item_updates_per_s, selector_adds_per_s)",
     load: () => import("./label-index.js"),
   },
+  calc: {
+    description:
+      "calc graph at 250k endpoints / 10k policies vs a naive baseline (full_sync_s, rss_mb, updates_per_s, baseline_full_sync_s)",
+    load: () => import("./calc.js"),
+  },
 };
 
 function listBenchmarks(write: (line: string) => void): void {

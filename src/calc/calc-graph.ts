@@ -172,16 +172,28 @@ function canonicalNets(texts: readonly string[] | undefined): string[] {
   return out;
 }
 
+/** The named-port protocol of a protocol given by name or number (6, 17, 132), if it has ports. */
+function portProtocolOf(protocol: unknown): NamedPortProtocol | undefined {
+  switch (protocolNumberOf(protocol as string | number | undefined)) {
+    case 6:
+      return "tcp";
+    case 17:
+      return "udp";
+    case 132:
+      return "sctp";
+    default:
+      return undefined;
+  }
+}
+
 function namedPortsOf(
   ports: readonly { name?: string | undefined; protocol: unknown; port: number }[] | undefined,
 ): NamedPort[] {
   const out: NamedPort[] = [];
   for (const p of ports ?? []) {
     if (p.name === undefined) continue;
-    const proto = String(p.protocol).toLowerCase();
-    if (proto === "tcp" || proto === "udp" || proto === "sctp") {
-      out.push({ name: p.name, protocol: proto, port: p.port });
-    }
+    const proto = portProtocolOf(p.protocol);
+    if (proto !== undefined) out.push({ name: p.name, protocol: proto, port: p.port });
   }
   return out;
 }
@@ -210,6 +222,21 @@ function numericPort(p: string | number): PortRange | undefined {
   if (!m) return undefined;
   const first = Number(m[1]);
   return { first, last: m[2] === undefined ? first : Number(m[2]) };
+}
+
+/**
+ * Parses every selector of the rules, throwing on a malformed one: called
+ * before a put changes anything, so a bad rule fails its own update rather
+ * than a later label-index callback (which would leave the graph half done).
+ */
+function checkRuleSelectors(rules: readonly Rule[], namespace: string | undefined): void {
+  for (const rule of rules) {
+    for (const side of [rule.source, rule.destination]) {
+      if (!side) continue;
+      ruleSideSelector(side, namespace);
+      ruleSideNotSelector(side);
+    }
+  }
 }
 
 function addToSetMap<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
@@ -395,9 +422,11 @@ export class CalcGraph {
         this.#putPolicy("NetworkPolicy", res as NetworkPolicy);
         return;
       case "NetworkPolicy.networking.k8s.io":
+        // Keyed by the k8s name (deletes carry it), not the translated "knp.default.<name>".
         this.#putPolicy(
           "NetworkPolicy.networking.k8s.io",
           translateK8sNetworkPolicy(res as K8sNetworkPolicy),
+          meta.name,
         );
         return;
       default:
@@ -549,6 +578,7 @@ export class CalcGraph {
 
   #putProfile(p: Profile): void {
     const name = p.metadata.name;
+    checkRuleSelectors([...(p.spec?.ingress ?? []), ...(p.spec?.egress ?? [])], undefined);
     const old = this.#profiles.get(name);
     this.#profiles.set(name, p);
     const labelsChanged =
@@ -663,18 +693,23 @@ export class CalcGraph {
   // ------------------------------------------------------------------
   // Policies.
 
-  #putPolicy(kind: KindId, p: GlobalNetworkPolicy | NetworkPolicy): void {
+  #putPolicy(
+    kind: KindId,
+    p: GlobalNetworkPolicy | NetworkPolicy,
+    keyName: string = p.metadata.name,
+  ): void {
     const spec = p.spec ?? {};
     const namespace =
       kind === "GlobalNetworkPolicy" ? undefined : (p.metadata.namespace ?? "default");
     const tier = (spec as { tier?: string }).tier ?? DEFAULT_TIER;
     const id = policyIdOf(tier, p.metadata.name, namespace);
-    const key = `${kind}/${namespace ?? ""}/${p.metadata.name}`;
+    const key = `${kind}/${namespace ?? ""}/${keyName}`;
+    const g = spec as GlobalNetworkPolicy["spec"] & NetworkPolicy["spec"];
+    checkRuleSelectors([...(g.ingress ?? []), ...(g.egress ?? [])], namespace);
     const oldId = this.#policyIdByKey.get(key);
     if (oldId !== undefined && oldId !== id) this.#deletePolicy(oldId);
     this.#policyIdByKey.set(key, id);
 
-    const g = spec as GlobalNetworkPolicy["spec"] & NetworkPolicy["spec"];
     const types = g.types ?? [];
     const mode = (g as { preDNAT?: boolean }).preDNAT
       ? "preDNAT"
@@ -849,7 +884,8 @@ export class CalcGraph {
     if (sel) m.ipSets = [this.#refIpset(sel, undefined, ipsets)];
     const notSel = ruleSideNotSelector(side);
     if (notSel) m.notIpSets = [this.#refIpset(notSel, undefined, ipsets)];
-    const proto = String(protocol ?? "").toLowerCase() as NamedPortProtocol;
+    // Validation requires TCP, UDP or SCTP (by name or number) with ports.
+    const proto = portProtocolOf(protocol) ?? "tcp";
     const portSets = (ports: readonly (string | number)[] | undefined) => {
       const ranges: PortRange[] = [];
       const named: string[] = [];

@@ -432,10 +432,16 @@ function prng(seed: number): () => number {
 const KEYS = ["a", "b", "c", "d", "constructor", "__proto__"];
 const VALUES = ["x", "y", "xy", "yx", ""];
 
+/** Selectors matching most label sets, to make items match many selectors at once. */
+const BROAD = ["all()", "global()", `!has(e)`, `a != "z"`, `has(a) || !has(a)`, `d not in {"q"}`];
+
 class Gen {
   readonly rand: () => number;
-  constructor(seed: number) {
+  /** The share of selectors drawn from BROAD. */
+  readonly broad: number;
+  constructor(seed: number, broad = 0) {
     this.rand = prng(seed);
+    this.broad = broad;
   }
   int(n: number): number {
     return Math.floor(this.rand() * n);
@@ -467,6 +473,7 @@ class Gen {
   }
   /** Selector text from the whole grammar, weighted towards indexable shapes. */
   selector(depth: number): string {
+    if (this.broad > 0 && this.rand() < this.broad) return this.pick(BROAD);
     const r = this.rand();
     if (depth > 0 && r < 0.25) {
       const n = 2 + this.int(2);
@@ -508,10 +515,21 @@ class Gen {
   }
 }
 
-function runAgainstBruteForce(seed: number, steps: number): void {
-  const gen = new Gen(seed);
-  const itemIds = Array.from({ length: 24 }, (_, n) => `i${n}`);
-  const selectorIds = Array.from({ length: 16 }, (_, n) => `s${n}`);
+interface PropertyOptions {
+  steps: number;
+  items: number;
+  selectors: number;
+  /** The share of broad selectors (see BROAD). */
+  broad: number;
+}
+
+/** Runs the random sequence; returns the most selectors seen matching one item. */
+function runAgainstBruteForce(seed: number, options: PropertyOptions): number {
+  const { steps } = options;
+  const gen = new Gen(seed, options.broad);
+  const itemIds = Array.from({ length: options.items }, (_, n) => `i${n}`);
+  const selectorIds = Array.from({ length: options.selectors }, (_, n) => `s${n}`);
+  let mostMatches = 0;
   const items = new Map<string, Labels>();
   const selectors = new Map<string, ReturnType<typeof parseSelector>>();
   const relation = new Set<string>(); // "s\0i", accumulated from callbacks
@@ -591,6 +609,7 @@ function runAgainstBruteForce(seed: number, steps: number): void {
     }
     for (const i of items.keys()) {
       const matched = [...selectors.keys()].filter((s) => want.has(`${s}\0${i}`));
+      mostMatches = Math.max(mostMatches, matched.length);
       assert.deepEqual(
         [...index.matchingSelectors(i)].sort(),
         matched.sort(),
@@ -601,14 +620,21 @@ function runAgainstBruteForce(seed: number, steps: number): void {
     assert.equal(index.itemCount, items.size, context);
     assert.equal(index.selectorCount, selectors.size, context);
   }
+  return mostMatches;
 }
 
 describe("LabelIndex agrees with brute force", () => {
   for (const seed of [1, 2, 3, 0x5eed, 20240607, 0xdecafbad]) {
     it(`after every one of 1500 random operations (seed ${seed})`, () => {
-      runAgainstBruteForce(seed, 1500);
+      runAgainstBruteForce(seed, { steps: 1500, items: 24, selectors: 16, broad: 0 });
     });
   }
+
+  it("when items match more selectors than an item's small array holds", () => {
+    // Past 32 selectors an item's matches move from an array to a Set.
+    const most = runAgainstBruteForce(77, { steps: 600, items: 8, selectors: 64, broad: 0.85 });
+    assert.ok(most > 32, `the sequence should drive some item past 32 matches, got ${most}`);
+  });
 
   it("checks every operator at least once in its selectors", () => {
     // Guards the generator: if a kind stopped being generated, the property

@@ -16,7 +16,7 @@
 //
 // Two reverse indexes serve the plans:
 //
-//   items by label     key ─► { count, value ─► item | Set<item> }  (item states)
+//   items by label     key ─► { count, value ─► item | item[] }
 //   selectors by plan  key ─► { any value: Set<sel>, value ─► Set<sel> }
 //                      + the unindexed selectors
 //
@@ -24,16 +24,25 @@
 // items if unindexed); a changed item only against the selectors filed under
 // its labels' (key, value) and key buckets, plus the unindexed ones. A plan is
 // a necessary condition, never a sufficient one, so the selector's matcher
-// always has the last word.
+// always has the last word. Plans are chosen when a selector is added, from
+// the bucket sizes then; they stay correct as items change, only perhaps no
+// longer the cheapest.
+//
+// Both indexes and the match relation hold state objects, not ids, so the
+// hot paths do no lookups by id. Each match is recorded twice: the selector's
+// Set of item ids (what matchingItems returns, e.g. an IP set's members) and
+// the item's small list of selector states.
 //
 // Invariants:
-// - `#selectors.get(s).matches` holds i exactly when `#items.get(i).matches`
-//   holds s, and exactly when s's selector matches i's current labels.
+// - A selector's `matches` holds item i exactly when i's `matches` holds the
+//   selector, and exactly when the selector matches i's current labels.
 // - Every selector is filed under exactly the buckets of its plan (or among
-//   the unindexed), and every item under exactly its (key, value) pairs.
-// - Callbacks fire once per change of the relation, after the whole
-//   operation's state change is applied, so a callback that queries the index
-//   sees the final state. A callback may not modify the index (it throws).
+//   the unindexed), and every item under exactly its (key, value) pairs, at
+//   the position its `slots` record.
+// - Callbacks fire once per change of the relation, synchronously, after the
+//   whole operation's state change is applied, so a callback that queries the
+//   index sees the final state. Started before stopped within one operation.
+//   A callback may not modify the index (that throws).
 
 import type { Selector, SelectorNode } from "../selector/index.js";
 import { TwillError } from "../util/errors.js";
@@ -192,7 +201,58 @@ interface ItemState<S extends string, I extends string> {
   readonly keys: string[];
   readonly slots: number[];
   /** Selectors matching this item; undefined while there are none. */
-  matches: Set<S> | undefined;
+  matches: SmallSet<SelectorState<S, I>> | undefined;
+}
+
+interface SelectorState<S extends string, I extends string> {
+  readonly id: S;
+  selector: Selector;
+  /** Canonical text: a replacement with the same text changes nothing. */
+  text: string;
+  plan: SelectorPlan;
+  matches: Set<I>;
+  /**
+   * Stamps of the item update in progress (see updateItem): the selector
+   * matched the item before it, has been evaluated in it, matched in it.
+   */
+  matchedBeforeAt: number;
+  evaluatedAt: number;
+  matchedAt: number;
+}
+
+/**
+ * A set that is usually small: the selectors matching one item, a handful in
+ * a real cluster but in principle thousands. An array (appending is several
+ * times cheaper than a Set insert, which matters across 250,000 items) until
+ * it holds SMALL_SET_MAX, a Set from then on.
+ */
+type SmallSet<T> = T[] | Set<T>;
+
+const SMALL_SET_MAX = 32;
+
+/** Adds `x`, which the caller knows is not in `set`. */
+function smallSetAdd<T>(set: SmallSet<T> | undefined, x: T): SmallSet<T> {
+  if (set === undefined) return [x];
+  if (!Array.isArray(set)) return set.add(x);
+  if (set.length < SMALL_SET_MAX) {
+    set.push(x);
+    return set;
+  }
+  return new Set(set).add(x);
+}
+
+/** Removes `x`; undefined when nothing is left. */
+function smallSetDelete<T>(set: SmallSet<T> | undefined, x: T): SmallSet<T> | undefined {
+  if (set === undefined) return undefined;
+  if (Array.isArray(set)) {
+    const at = set.indexOf(x);
+    if (at < 0) return set;
+    const last = set.pop()!;
+    if (at < set.length) set[at] = last;
+    return set.length === 0 ? undefined : set;
+  }
+  set.delete(x);
+  return set.size === 0 ? undefined : set;
 }
 
 /**
@@ -234,20 +294,11 @@ interface ItemKeyEntry<S extends string, I extends string> {
   readonly byValue: Map<string, ItemBucket<S, I>>;
 }
 
-interface SelectorKeyEntry<S extends string> {
-  /** Selectors filed under this key with any value. */
-  readonly anyValue: Set<S>;
-  readonly byValue: Map<string, Set<S>>;
-}
-
-interface SelectorState<I extends string> {
-  selector: Selector;
-  text: string;
-  plan: SelectorPlan;
-  matches: Set<I>;
-  /** Stamps of the item update in progress, to evaluate each selector once per update. */
-  evaluatedAt: number;
-  matchedAt: number;
+/** The selectors filed under one label key. */
+interface SelectorKeyEntry<S extends string, I extends string> {
+  /** Under the key with any value. */
+  readonly anyValue: Set<SelectorState<S, I>>;
+  readonly byValue: Map<string, Set<SelectorState<S, I>>>;
 }
 
 const EMPTY: ReadonlySet<never> = new Set<never>();
@@ -269,10 +320,10 @@ function sameLabels(held: ItemState<string, string>, labels: Labels): boolean {
 export class LabelIndex<S extends string = string, I extends string = string> {
   readonly #callbacks: LabelIndexCallbacks<S, I>;
   readonly #items = new Map<I, ItemState<S, I>>();
-  readonly #selectors = new Map<S, SelectorState<I>>();
+  readonly #selectors = new Map<S, SelectorState<S, I>>();
   readonly #itemsByKey = new Map<string, ItemKeyEntry<S, I>>();
-  readonly #selectorsByKey = new Map<string, SelectorKeyEntry<S>>();
-  readonly #unindexed = new Set<S>();
+  readonly #selectorsByKey = new Map<string, SelectorKeyEntry<S, I>>();
+  readonly #unindexed = new Set<SelectorState<S, I>>();
   #stamp = 0;
   #notifying = false;
 
@@ -303,10 +354,15 @@ export class LabelIndex<S extends string = string, I extends string = string> {
 
   /**
    * Selectors currently matching the item; empty if the item is unknown.
-   * The set belongs to the index: read it, do not keep it across changes.
+   * A new set each call, which the caller may keep (the index holds these in
+   * a more compact form); O(matches).
    */
   matchingSelectors(itemId: I): ReadonlySet<S> {
-    return this.#items.get(itemId)?.matches ?? EMPTY;
+    const matches = this.#items.get(itemId)?.matches;
+    if (matches === undefined) return EMPTY;
+    const ids = new Set<S>();
+    for (const sel of matches) ids.add(sel.id);
+    return ids;
   }
 
   /** The selector's plan (see planFor), or null if the selector is unknown. */
@@ -319,12 +375,13 @@ export class LabelIndex<S extends string = string, I extends string = string> {
   updateSelector(id: S, selector: Selector): void {
     this.#checkNotNotifying("updateSelector", id);
     const text = selector.toString();
-    const old = this.#selectors.get(id);
-    if (old !== undefined && old.text === text) {
+    let sel = this.#selectors.get(id);
+    if (sel !== undefined && sel.text === text) {
       // Same canonical form, same matches; keep the newer object.
-      old.selector = selector;
+      sel.selector = selector;
       return;
     }
+
     const plan = planFor(selector, this.#sizes);
     const matches = new Set<I>();
     const matched: ItemState<S, I>[] = [];
@@ -349,41 +406,52 @@ export class LabelIndex<S extends string = string, I extends string = string> {
       }
     }
 
-    const started: I[] = [];
+    const oldMatches = sel?.matches;
     const stopped: I[] = [];
-    for (const item of matched) {
-      if (old !== undefined && old.matches.has(item.id)) continue;
-      (item.matches ??= new Set()).add(id);
-      started.push(item.id);
-    }
-    if (old === undefined) {
-      this.#selectors.set(id, { selector, text, plan, matches, evaluatedAt: 0, matchedAt: 0 });
+    if (sel === undefined) {
+      sel = {
+        id,
+        selector,
+        text,
+        plan,
+        matches,
+        matchedBeforeAt: 0,
+        evaluatedAt: 0,
+        matchedAt: 0,
+      };
+      this.#selectors.set(id, sel);
     } else {
-      for (const itemId of old.matches) {
+      for (const itemId of sel.matches) {
         if (!matches.has(itemId)) {
-          this.#itemMatchesDelete(itemId, id);
+          this.#itemMatchesDelete(itemId, sel);
           stopped.push(itemId);
         }
       }
-      this.#fileSelector(id, old.plan, false);
-      old.selector = selector;
-      old.text = text;
-      old.plan = plan;
-      old.matches = matches;
+      this.#fileSelector(sel, false);
+      sel.selector = selector;
+      sel.text = text;
+      sel.plan = plan;
+      sel.matches = matches;
     }
-    this.#fileSelector(id, plan, true);
+    this.#fileSelector(sel, true);
+    const started: I[] = [];
+    for (const item of matched) {
+      if (oldMatches?.has(item.id) === true) continue;
+      item.matches = smallSetAdd(item.matches, sel);
+      started.push(item.id);
+    }
     this.#notify(id, started, stopped);
   }
 
   /** Removes the selector, reporting every match it had as stopped. No-op if unknown. */
   deleteSelector(id: S): void {
     this.#checkNotNotifying("deleteSelector", id);
-    const state = this.#selectors.get(id);
-    if (state === undefined) return;
+    const sel = this.#selectors.get(id);
+    if (sel === undefined) return;
     this.#selectors.delete(id);
-    this.#fileSelector(id, state.plan, false);
-    const stopped = [...state.matches];
-    for (const itemId of stopped) this.#itemMatchesDelete(itemId, id);
+    this.#fileSelector(sel, false);
+    const stopped = [...sel.matches];
+    for (const itemId of stopped) this.#itemMatchesDelete(itemId, sel);
     this.#notify(id, [], stopped);
   }
 
@@ -399,15 +467,15 @@ export class LabelIndex<S extends string = string, I extends string = string> {
     const copy: Labels = { ...labels };
 
     if (item === undefined) {
-      item = { id, labels: copy, labelCount: countKeys(copy), matches: undefined };
+      item = { id, labels: copy, keys: [], slots: [], matches: undefined };
       this.#items.set(id, item);
       for (const key in copy) if (Object.hasOwn(copy, key)) this.#fileItem(item, key, copy[key]!);
     } else {
       const old = item.labels;
-      for (const key in old) {
-        if (!Object.hasOwn(old, key)) continue;
-        if (!Object.hasOwn(copy, key) || copy[key] !== old[key])
-          this.#unfileItem(item, key, old[key]!);
+      // Backwards, as unfiling moves the last key into the freed place.
+      for (let j = item.keys.length - 1; j >= 0; j--) {
+        const key = item.keys[j]!;
+        if (!Object.hasOwn(copy, key) || copy[key] !== old[key]) this.#unfileItem(item, j);
       }
       for (const key in copy) {
         if (!Object.hasOwn(copy, key)) continue;
@@ -415,58 +483,52 @@ export class LabelIndex<S extends string = string, I extends string = string> {
           this.#fileItem(item, key, copy[key]!);
       }
       item.labels = copy;
-      item.labelCount = countKeys(copy);
     }
 
-    // Evaluate every selector that could match the new labels; each at most
-    // once, marking the matching ones with this update's stamp.
+    // Stamp the selectors that matched before, then evaluate every selector
+    // that could match now, each once, stamping those that do. No lookup in
+    // a selector's (possibly huge) match set is needed to tell new from old.
     const stamp = ++this.#stamp;
-    const started: S[] = [];
-    const consider = (selectorId: S) => {
-      const sel = this.#selectors.get(selectorId)!;
+    const before = item.matches;
+    if (before !== undefined) for (const sel of before) sel.matchedBeforeAt = stamp;
+    const started: SelectorState<S, I>[] = [];
+    const consider = (sel: SelectorState<S, I>) => {
       if (sel.evaluatedAt === stamp) return;
       sel.evaluatedAt = stamp;
       if (!sel.selector.matches(copy)) return;
       sel.matchedAt = stamp;
-      if (!sel.matches.has(id)) {
-        sel.matches.add(id);
-        started.push(selectorId);
-      }
+      if (sel.matchedBeforeAt !== stamp) started.push(sel);
     };
     for (const key in copy) {
       if (!Object.hasOwn(copy, key)) continue;
       const entry = this.#selectorsByKey.get(key);
       if (entry === undefined) continue;
-      for (const selectorId of entry.anyValue) consider(selectorId);
+      for (const sel of entry.anyValue) consider(sel);
       const byValue = entry.byValue.get(copy[key]!);
-      if (byValue !== undefined) for (const selectorId of byValue) consider(selectorId);
+      if (byValue !== undefined) for (const sel of byValue) consider(sel);
     }
-    for (const selectorId of this.#unindexed) consider(selectorId);
+    for (const sel of this.#unindexed) consider(sel);
 
-    // Whatever matched before and was not marked now has stopped matching:
+    // Whatever matched before and is not stamped now has stopped matching:
     // either it was evaluated and failed, or the item left all its buckets.
-    const stopped: S[] = [];
-    if (item.matches !== undefined) {
-      for (const selectorId of item.matches) {
-        const sel = this.#selectors.get(selectorId)!;
-        if (sel.matchedAt !== stamp) {
-          sel.matches.delete(id);
-          stopped.push(selectorId);
-        }
-      }
-      for (const selectorId of stopped) item.matches.delete(selectorId);
+    const stopped: SelectorState<S, I>[] = [];
+    if (before !== undefined) {
+      for (const sel of before) if (sel.matchedAt !== stamp) stopped.push(sel);
     }
-    if (started.length > 0) {
-      item.matches ??= new Set();
-      for (const selectorId of started) item.matches.add(selectorId);
-    }
-    if (item.matches?.size === 0) item.matches = undefined;
-
     if (started.length === 0 && stopped.length === 0) return;
+    for (const sel of stopped) {
+      sel.matches.delete(id);
+      item.matches = smallSetDelete(item.matches, sel);
+    }
+    for (const sel of started) {
+      sel.matches.add(id);
+      item.matches = smallSetAdd(item.matches, sel);
+    }
+
     this.#notifying = true;
     try {
-      for (const selectorId of started) this.#callbacks.onMatchStarted(selectorId, id);
-      for (const selectorId of stopped) this.#callbacks.onMatchStopped(selectorId, id);
+      for (const sel of started) this.#callbacks.onMatchStarted(sel.id, id);
+      for (const sel of stopped) this.#callbacks.onMatchStopped(sel.id, id);
     } finally {
       this.#notifying = false;
     }
@@ -478,15 +540,13 @@ export class LabelIndex<S extends string = string, I extends string = string> {
     const item = this.#items.get(id);
     if (item === undefined) return;
     this.#items.delete(id);
-    const { labels } = item;
-    for (const key in labels)
-      if (Object.hasOwn(labels, key)) this.#unfileItem(item, key, labels[key]!);
+    for (let j = item.keys.length - 1; j >= 0; j--) this.#unfileItem(item, j);
     if (item.matches === undefined) return;
     const stopped = [...item.matches];
-    for (const selectorId of stopped) this.#selectors.get(selectorId)!.matches.delete(id);
+    for (const sel of stopped) sel.matches.delete(id);
     this.#notifying = true;
     try {
-      for (const selectorId of stopped) this.#callbacks.onMatchStopped(selectorId, id);
+      for (const sel of stopped) this.#callbacks.onMatchStopped(sel.id, id);
     } finally {
       this.#notifying = false;
     }
@@ -514,11 +574,9 @@ export class LabelIndex<S extends string = string, I extends string = string> {
     }
   }
 
-  #itemMatchesDelete(itemId: I, selectorId: S): void {
+  #itemMatchesDelete(itemId: I, sel: SelectorState<S, I>): void {
     const item = this.#items.get(itemId)!;
-    if (item.matches === undefined) return;
-    item.matches.delete(selectorId);
-    if (item.matches.size === 0) item.matches = undefined;
+    item.matches = smallSetDelete(item.matches, sel);
   }
 
   #fileItem(item: ItemState<S, I>, key: string, value: string): void {
@@ -528,22 +586,55 @@ export class LabelIndex<S extends string = string, I extends string = string> {
       this.#itemsByKey.set(key, entry);
     }
     entry.count++;
-    bucketAdd(entry.byValue, value, item);
+    const bucket = entry.byValue.get(value);
+    let slot = 0;
+    if (bucket === undefined) {
+      entry.byValue.set(value, item);
+    } else if (Array.isArray(bucket)) {
+      slot = bucket.length;
+      bucket.push(item);
+    } else {
+      // The first item keeps slot 0.
+      entry.byValue.set(value, [bucket, item]);
+      slot = 1;
+    }
+    item.keys.push(key);
+    item.slots.push(slot);
   }
 
-  #unfileItem(item: ItemState<S, I>, key: string, value: string): void {
-    const entry = this.#itemsByKey.get(key);
-    if (entry === undefined) return;
-    entry.count--;
-    bucketDelete(entry.byValue, value, item);
-    if (entry.count === 0) this.#itemsByKey.delete(key);
+  /** Takes the item out of the bucket of its `j`th key; call while `item.labels` still holds the value. */
+  #unfileItem(item: ItemState<S, I>, j: number): void {
+    const key = item.keys[j]!;
+    const slot = item.slots[j]!;
+    const value = item.labels[key]!;
+    const lastKey = item.keys.pop()!;
+    const lastSlot = item.slots.pop()!;
+    if (j < item.keys.length) {
+      item.keys[j] = lastKey;
+      item.slots[j] = lastSlot;
+    }
+    const entry = this.#itemsByKey.get(key)!;
+    const bucket = entry.byValue.get(value)!;
+    if (Array.isArray(bucket)) {
+      const last = bucket.pop()!;
+      if (last !== item) {
+        bucket[slot] = last;
+        setSlot(last, key, slot);
+      }
+      // The one left, if one, is at index 0 and its slot already says so.
+      if (bucket.length === 1) entry.byValue.set(value, bucket[0]!);
+    } else {
+      entry.byValue.delete(value);
+    }
+    if (--entry.count === 0) this.#itemsByKey.delete(key);
   }
 
   /** Files (`add`) or unfiles the selector under every bucket of its plan. */
-  #fileSelector(id: S, plan: SelectorPlan, add: boolean): void {
+  #fileSelector(sel: SelectorState<S, I>, add: boolean): void {
+    const { plan } = sel;
     if (plan === undefined) {
-      if (add) this.#unindexed.add(id);
-      else this.#unindexed.delete(id);
+      if (add) this.#unindexed.add(sel);
+      else this.#unindexed.delete(sel);
       return;
     }
     for (const { key, values } of plan) {
@@ -554,16 +645,16 @@ export class LabelIndex<S extends string = string, I extends string = string> {
         this.#selectorsByKey.set(key, entry);
       }
       if (values === undefined) {
-        if (add) entry.anyValue.add(id);
-        else entry.anyValue.delete(id);
+        if (add) entry.anyValue.add(sel);
+        else entry.anyValue.delete(sel);
       } else {
         for (const value of values) {
           let set = entry.byValue.get(value);
           if (add) {
             if (set === undefined) entry.byValue.set(value, (set = new Set()));
-            set.add(id);
+            set.add(sel);
           } else if (set !== undefined) {
-            set.delete(id);
+            set.delete(sel);
             if (set.size === 0) entry.byValue.delete(value);
           }
         }

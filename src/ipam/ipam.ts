@@ -15,7 +15,7 @@
 // - Every change is ONE transaction that compares every IPAM key it read
 //   (ChangeSet refuses to write a key it did not compare). A lost race
 //   writes nothing; the operation reads again, at most `maxRetries` more
-//   times (default 10), pausing a jittered 0-2 ms, 0-4 ms, ... up to 0-200 ms.
+//   times (default 20), pausing a jittered 0-8 ms, 0-16 ms, ... up to 0-250 ms.
 // - A block claim creates the block (compare createRevision = 0), its
 //   affinity key (createRevision = 0) and the host's block list (compared,
 //   which also bounds maxBlocksPerHost) in the same transaction, so two
@@ -76,7 +76,7 @@ import type { IpamPolicy, PoolInfo } from "./ipam-policy.js";
 import { parseHandleRecord, parseHostRecord } from "./ipam-records.js";
 import type { HandleRecord, HostRecord } from "./ipam-records.js";
 import { ChangeSet, DEFAULT_MAX_RETRIES, checkAborted, readKeys, withRetries } from "./ipam-txn.js";
-import type { RetryDeps } from "./ipam-txn.js";
+import type { ReadCache, RetryDeps } from "./ipam-txn.js";
 
 export { DEFAULT_MAX_RETRIES } from "./ipam-txn.js";
 
@@ -85,7 +85,7 @@ export interface IpamOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Jitter source in [0, 1) (default Math.random). */
   random?: () => number;
-  /** Retries after the first attempt when a compare fails (default 10). */
+  /** Retries after the first attempt when a compare fails (default 20). */
   maxRetries?: number;
   /** Clock in ms since the epoch, for allocatedAt/updatedAt (default Date.now). */
   now?: () => number;
@@ -336,15 +336,27 @@ export class Ipam {
     }
     const attributes = attributesOf(req.attributes, host);
     const knownTaken = new Set<string>();
+    // Blocks the last attempt wanted: a retry reads them together with the
+    // host and handle, in one round trip (after the pause, so fresh).
+    let hint: string[] = [];
     const ips = await withRetries(this.#retry, what, req.signal, async () => {
-      const plan = await this.#planAutoAssign(host, handle, pools, policy, attributes, knownTaken);
+      const plan = await this.#planAutoAssign(
+        host,
+        handle,
+        pools,
+        policy,
+        attributes,
+        knownTaken,
+        hint,
+      );
       const result = await plan.change.commit(this.#backend);
       if (result.succeeded) return plan.ips;
       // A claimed block that turns out to exist (with no host, so it was not
       // in the affinity list) is skipped on the next attempt.
-      plan.claimed.forEach((cidr, i) => {
-        if (result.gets[i]) knownTaken.add(cidr);
-      });
+      for (const cidr of plan.claimed) {
+        if (result.fresh.get(this.keys.block(cidr))) knownTaken.add(cidr);
+      }
+      hint = plan.blockKeys;
       return undefined;
     });
     return { ipv4: ips.get(4) ?? [], ipv6: ips.get(6) ?? [], warnings };
@@ -357,12 +369,18 @@ export class Ipam {
     policy: IpamPolicy,
     attributes: AllocationAttributes,
     knownTaken: ReadonlySet<string>,
-  ): Promise<{ change: ChangeSet; ips: Map<IPFamily, string[]>; claimed: string[] }> {
+    hint: readonly string[],
+  ): Promise<{
+    change: ChangeSet;
+    ips: Map<IPFamily, string[]>;
+    claimed: string[];
+    blockKeys: string[];
+  }> {
     const nowMs = this.#now();
     const alloc: NewAllocation = { handle, attributes, now: iso(nowMs) };
     const hostKey = this.keys.host(host);
     const handleKey = this.keys.handle(handle);
-    const first = await readKeys(this.#backend, [hostKey, handleKey]);
+    const first = await readKeys(this.#backend, [hostKey, handleKey, ...hint]);
     const hostEntry = first.get(hostKey);
     const handleEntry = first.get(handleKey);
     const hostRec: HostRecord = hostEntry ? parseHostRecord(hostEntry) : { host, blocks: [] };
@@ -372,6 +390,7 @@ export class Ipam {
     const change = new ChangeSet();
     const ips = new Map<IPFamily, string[]>();
     const claimed: string[] = [];
+    const blockKeys: string[] = [];
     let claimedCidrs: Set<string> | undefined;
     let allBlocks: BlockInfo[] | undefined;
     const { reserved, config } = policy;
@@ -383,6 +402,7 @@ export class Ipam {
         familyPools,
         policy,
         alloc,
+        first,
       );
       const limit = config.maxBlocksPerHost;
       const held = hostRec.blocks.length + claimed.length;
@@ -428,11 +448,11 @@ export class Ipam {
           .expectAbsent(affinityKey)
           .expectRevision(planned.claim.key, planned.claim.modRevision)
           .put(planned.key, planned.block)
-          .put(affinityKey, { host, cidr, state: "confirmed" })
-          .onFailureGet(planned.key);
+          .put(affinityKey, { host, cidr, state: "confirmed" });
         claimed.push(cidr);
       } else {
         change.expectRevision(planned.key, planned.modRevision).put(planned.key, planned.block);
+        blockKeys.push(planned.key);
       }
       addToHandle(handleRec, cidr, 1);
       ips.set(family, [planned.ip]);
@@ -443,7 +463,7 @@ export class Ipam {
         .put(hostKey, { host, blocks: [...hostRec.blocks, ...claimed] });
     }
     change.expect(handleKey, handleEntry).put(handleKey, handleRec);
-    return { change, ips, claimed };
+    return { change, ips, claimed, blockKeys };
   }
 
   /** A free address in one of the host's blocks of `family`, newest block first. */
@@ -454,6 +474,7 @@ export class Ipam {
     pools: readonly PoolInfo[],
     policy: IpamPolicy,
     alloc: NewAllocation,
+    cache: ReadCache,
   ): Promise<Planned | undefined> {
     const mine = [...blocks].reverse().filter((text) => {
       const c = parseCIDR(text);
@@ -461,7 +482,7 @@ export class Ipam {
     });
     for (let i = 0; i < mine.length; i += OWN_BLOCK_BATCH) {
       const keys = mine.slice(i, i + OWN_BLOCK_BATCH).map((c) => this.keys.block(c));
-      const entries = await readKeys(this.#backend, keys);
+      const entries = await readKeys(this.#backend, keys, cache);
       for (const key of keys) {
         const entry = entries.get(key);
         if (!entry) continue; // listed but gone: `twill ipam check` reports it
@@ -638,11 +659,16 @@ export class Ipam {
       byBlock.set(key, list);
     }
     for (const chunk of releaseChunks(byBlock)) {
+      let hint: string[] = [];
       const part = await withRetries(
         this.#retry,
         `releasing ${chunk.reduce((n, [, list]) => n + list.length, 0)} address(es)`,
         options.signal,
-        () => this.#releaseChunk(chunk),
+        async () => {
+          const attempt = await this.#releaseChunk(chunk, hint);
+          hint = attempt.handleKeys;
+          return attempt.part;
+        },
       );
       result.released.push(...part.released);
       result.notAllocated.push(...part.notAllocated);
@@ -653,13 +679,12 @@ export class Ipam {
 
   async #releaseChunk(
     chunk: readonly (readonly [string, readonly ReleaseItem[]])[],
-  ): Promise<ReleaseResult | undefined> {
+    hint: readonly string[],
+  ): Promise<{ part: ReleaseResult | undefined; handleKeys: string[] }> {
     const now = iso(this.#now());
     const part: ReleaseResult = { released: [], notAllocated: [], mismatched: [] };
-    const blocks = await readKeys(
-      this.#backend,
-      chunk.map(([key]) => key),
-    );
+    // The handles a previous attempt needed are read with the blocks.
+    const blocks = await readKeys(this.#backend, [...chunk.map(([key]) => key), ...hint]);
     const change = new ChangeSet();
     const handleDelta = new Map<string, Map<string, number>>();
     for (const [key, list] of chunk) {
@@ -693,9 +718,9 @@ export class Ipam {
       if (isEmpty(next) && next.affinity === null) change.delete(key);
       else change.put(key, next);
     }
-    if (change.writeCount === 0) return part;
     const handleKeys = [...handleDelta.keys()].map((h) => this.keys.handle(h));
-    const handles = await readKeys(this.#backend, handleKeys);
+    if (change.writeCount === 0) return { part, handleKeys };
+    const handles = await readKeys(this.#backend, handleKeys, blocks);
     for (const [handle, delta] of handleDelta) {
       const key = this.keys.handle(handle);
       const entry = handles.get(key);
@@ -708,7 +733,7 @@ export class Ipam {
       else change.put(key, rec);
     }
     const committed = await change.commit(this.#backend);
-    return committed.succeeded ? part : undefined;
+    return { part: committed.succeeded ? part : undefined, handleKeys };
   }
 
   /** Releases everything held under `handle`; a handle that holds nothing is not an error. */
@@ -720,21 +745,22 @@ export class Ipam {
     const result: ReleaseResult = { released: [], notAllocated: [], mismatched: [] };
     const key = this.keys.handle(handle);
     for (;;) {
+      let hint: string[] = [];
       const done = await withRetries(
         this.#retry,
         `releasing handle "${handle}"`,
         options.signal,
         async () => {
           const now = iso(this.#now());
-          const handleEntry = await this.#backend.get(key);
+          // The blocks a previous attempt needed are read with the handle.
+          const first = await readKeys(this.#backend, [key, ...hint]);
+          const handleEntry = first.get(key);
           if (!handleEntry) return { released: [] as ReleaseResult["released"], finished: true };
           const rec = parseHandleRecord(handleEntry);
           const cidrs = Object.keys(rec.blocks).sort();
           const batch = cidrs.slice(0, HANDLE_BLOCK_CHUNK);
-          const entries = await readKeys(
-            this.#backend,
-            batch.map((c) => this.keys.block(c)),
-          );
+          hint = batch.map((c) => this.keys.block(c));
+          const entries = await readKeys(this.#backend, hint, first);
           const change = new ChangeSet().expect(key, handleEntry);
           const released: ReleaseResult["released"] = [];
           for (const cidr of batch) {

@@ -268,12 +268,6 @@ export class DataplaneModel {
               `endpoint "${ep.id}" names profile "${id}", which is not there`,
             );
         }
-        for (const id of ep.missingProfiles) {
-          if (this.#profiles.has(id))
-            throw new ContractError(
-              `endpoint "${ep.id}" calls profile "${id}" missing, but it is there`,
-            );
-        }
         this.#endpoints.set(ep.id, ep);
         return;
       }

@@ -10,9 +10,7 @@ import { PROTOCOL_NUMBERS } from "../model.js";
 import type { ModelFlow, ModelFlowEnd } from "./dataplane-model.js";
 
 export type FlowEndSpec =
-  | { workload: { namespace: string; name: string } }
-  | { host: { name: string } }
-  | { ip: string };
+  { workload: { namespace: string; name: string } } | { host: { name: string } } | { ip: string };
 
 export interface FlowSpec {
   src: FlowEndSpec;

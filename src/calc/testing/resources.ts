@@ -106,16 +106,24 @@ export function profile(
   return stored({ apiVersion: V3, kind: "Profile", metadata: meta(name, undefined, labels), spec });
 }
 
-/** A namespace's profile as Calico's Kubernetes integration writes it: its labels, allow all. */
+/**
+ * A namespace's profile as Calico's Kubernetes integration writes it: the
+ * namespace's labels `pcns.`-prefixed (with its name), and allow all.
+ */
 export function namespaceProfile(namespace: string, labels: Record<string, string> = {}): Resource {
+  const labelsToApply: Record<string, string> = { "pcns.projectcalico.org/name": namespace };
+  for (const [k, v] of Object.entries(labels)) labelsToApply[`pcns.${k}`] = v;
   return profile(`kns.${namespace}`, {
-    labelsToApply: labels,
+    labelsToApply,
     ingress: [{ action: "Allow" }],
     egress: [{ action: "Allow" }],
   });
 }
 
-export function tier(name: string, spec: { order?: number; defaultAction?: string } = {}): Resource {
+export function tier(
+  name: string,
+  spec: { order?: number; defaultAction?: string } = {},
+): Resource {
   return stored({ apiVersion: V3, kind: "Tier", metadata: meta(name), spec });
 }
 

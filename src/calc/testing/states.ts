@@ -106,7 +106,12 @@ const client1 = wl({
   ips: ["10.65.2.1"],
   labels: { app: "client" },
 });
-const devLocal = wl({ namespace: "dev", pod: "tool-1", ips: ["10.65.0.9"], labels: { app: "tool" } });
+const devLocal = wl({
+  namespace: "dev",
+  pod: "tool-1",
+  ips: ["10.65.0.9"],
+  labels: { app: "tool" },
+});
 
 const saWeb = profile("ksa.shop.web", { labelsToApply: { sa: "web" } });
 const saDb = profile("ksa.shop.db", { labelsToApply: { sa: "db" } });
@@ -219,7 +224,12 @@ const hostNormal = globalPolicy("host-https", {
   order: 20,
   types: ["Ingress"],
   ingress: [
-    { action: "Allow", protocol: "TCP", source: { nets: ["10.0.0.0/8"] }, destination: { ports: [443] } },
+    {
+      action: "Allow",
+      protocol: "TCP",
+      source: { nets: ["10.0.0.0/8"] },
+      destination: { ports: [443] },
+    },
   ],
 });
 const k8sDefaultDeny = k8sNetworkPolicy("shop", "default-deny", {
@@ -314,76 +324,102 @@ function add(st: NamedState): NamedState {
 export const empty = add(s("empty", []));
 
 export const oneLocal = add(
-  s("one local workload with a profile", [ksShop, web1], [
-    {
-      what: "no policy: the namespace profile allows ingress",
-      flow: tcp({ ip: "192.0.2.1" }, WEB1, 80),
-      ingress: "Allow",
-    },
-    {
-      what: "no policy: the namespace profile allows egress",
-      flow: tcp(WEB1, { ip: "192.0.2.1" }, 80),
-      egress: "Allow",
-    },
-  ]),
+  s(
+    "one local workload with a profile",
+    [ksShop, web1],
+    [
+      {
+        what: "no policy: the namespace profile allows ingress",
+        flow: tcp({ ip: "192.0.2.1" }, WEB1, 80),
+        ingress: "Allow",
+      },
+      {
+        what: "no policy: the namespace profile allows egress",
+        flow: tcp(WEB1, { ip: "192.0.2.1" }, 80),
+        egress: "Allow",
+      },
+    ],
+  ),
 );
 
 export const withPolicy = add(
-  s("+ policy selecting it", [ksShop, web1, db1, webIngress], [
-    { what: "allowed by rule", flow: tcp(DB1, WEB1, 8080), egress: "Allow", ingress: "Allow" },
-    {
-      what: "selected, no rule matched: the tier drops",
-      flow: tcp(DB1, WEB1, 9090),
-      egress: "Allow",
-      ingress: "Deny",
-    },
-    {
-      what: "a policy whose types lack Egress has no effect on egress",
-      flow: tcp(WEB1, DB1, 5432),
-      egress: "Allow",
-      ingress: "Allow",
-    },
-  ]),
+  s(
+    "+ policy selecting it",
+    [ksShop, web1, db1, webIngress],
+    [
+      { what: "allowed by rule", flow: tcp(DB1, WEB1, 8080), egress: "Allow", ingress: "Allow" },
+      {
+        what: "selected, no rule matched: the tier drops",
+        flow: tcp(DB1, WEB1, 9090),
+        egress: "Allow",
+        ingress: "Deny",
+      },
+      {
+        what: "a policy whose types lack Egress has no effect on egress",
+        flow: tcp(WEB1, DB1, 5432),
+        egress: "Allow",
+        ingress: "Allow",
+      },
+    ],
+  ),
 );
 
 export const remotes = add(
-  s("+ remote endpoints matching a rule selector", [ksShop, web1, db1, web2, db2, webIngress], [
-    { what: "remote db-2 is in the source set", flow: tcp(DB2, WEB1, 8080), ingress: "Allow" },
-    { what: "remote web-2 is not", flow: tcp(WEB2, WEB1, 8080), ingress: "Deny" },
-  ]),
+  s(
+    "+ remote endpoints matching a rule selector",
+    [ksShop, web1, db1, web2, db2, webIngress],
+    [
+      { what: "remote db-2 is in the source set", flow: tcp(DB2, WEB1, 8080), ingress: "Allow" },
+      { what: "remote web-2 is not", flow: tcp(WEB2, WEB1, 8080), ingress: "Deny" },
+    ],
+  ),
 );
 
 export const remoteRelabelled = add(
-  s("remote endpoint label change keeps it in the set", [ksShop, web1, db1, web2Canary, db2, webIngress, dbIngress], [
-    { what: "web-2 still matches app == 'web'", flow: tcp(WEB2, DB1, 5432), ingress: "Allow" },
-  ]),
+  s(
+    "remote endpoint label change keeps it in the set",
+    [ksShop, web1, db1, web2Canary, db2, webIngress, dbIngress],
+    [{ what: "web-2 still matches app == 'web'", flow: tcp(WEB2, DB1, 5432), ingress: "Allow" }],
+  ),
 );
 
 export const remoteLeaves = add(
-  s("remote endpoint label change takes it out of the set", [ksShop, web1, db1, web2AsCache, db2, webIngress, dbIngress], [
-    { what: "web-2 no longer matches app == 'web'", flow: tcp(WEB2, DB1, 5432), ingress: "Deny" },
-    { what: "web-1 still does", flow: tcp(WEB1, DB1, 5432), egress: "Allow", ingress: "Allow" },
-  ]),
+  s(
+    "remote endpoint label change takes it out of the set",
+    [ksShop, web1, db1, web2AsCache, db2, webIngress, dbIngress],
+    [
+      { what: "web-2 no longer matches app == 'web'", flow: tcp(WEB2, DB1, 5432), ingress: "Deny" },
+      { what: "web-1 still does", flow: tcp(WEB1, DB1, 5432), egress: "Allow", ingress: "Allow" },
+    ],
+  ),
 );
 
 export const sharedSelector = add(
-  s("identical selectors share one set", [ksShop, web1, db1, db2, webIngress, webIngressTwin], [
-    { what: "twin policy (order 10) first", flow: udp(DB2, WEB1, 5005), ingress: "Allow" },
-    { what: "then web-ingress", flow: tcp(DB2, WEB1, 8080), ingress: "Allow" },
-    { what: "neither", flow: udp(DB2, WEB1, 5011), ingress: "Deny" },
-  ]),
+  s(
+    "identical selectors share one set",
+    [ksShop, web1, db1, db2, webIngress, webIngressTwin],
+    [
+      { what: "twin policy (order 10) first", flow: udp(DB2, WEB1, 5005), ingress: "Allow" },
+      { what: "then web-ingress", flow: tcp(DB2, WEB1, 8080), ingress: "Allow" },
+      { what: "neither", flow: udp(DB2, WEB1, 5011), ingress: "Deny" },
+    ],
+  ),
 );
 
 export const namespaceLabels = add(
-  s("namespace labels via kns profile", [ksShop, ksDev, web1, client1, fromDevNamespace], [
-    { what: "client-1's namespace is env=dev", flow: tcp(CLIENT1, WEB1, 80), ingress: "Allow" },
-  ]),
+  s(
+    "namespace labels via kns profile",
+    [ksShop, ksDev, web1, client1, fromDevNamespace],
+    [{ what: "client-1's namespace is env=dev", flow: tcp(CLIENT1, WEB1, 80), ingress: "Allow" }],
+  ),
 );
 
 export const namespaceRelabelled = add(
-  s("namespace labels changed", [ksShop, ksDevRelabelled, web1, client1, fromDevNamespace], [
-    { what: "dev is now env=prod", flow: tcp(CLIENT1, WEB1, 80), ingress: "Deny" },
-  ]),
+  s(
+    "namespace labels changed",
+    [ksShop, ksDevRelabelled, web1, client1, fromDevNamespace],
+    [{ what: "dev is now env=prod", flow: tcp(CLIENT1, WEB1, 80), ingress: "Deny" }],
+  ),
 );
 
 export const tiers = add(
@@ -417,17 +453,31 @@ export const tiers = add(
 );
 
 export const namedPorts = add(
-  s("named ports", [ksShop, web1, db1, web2, dbEgress], [
-    { what: "web-1's http is 8080", flow: tcp(DB1, WEB1, 8080), egress: "Allow", ingress: "Allow" },
-    { what: "web-2's http is 8081", flow: tcp(DB1, WEB2, 8081), egress: "Allow" },
-    { what: "8080 is not web-2's http", flow: tcp(DB1, WEB2, 8080), egress: "Deny" },
-    {
-      what: "a port declared with protocol 6, a rule with protocol 6",
-      flow: tcp(DB1, WEB1, 9090),
-      egress: "Allow",
-    },
-    { what: "to an address with no named ports", flow: tcp(DB1, { ip: "192.0.2.1" }, 8080), egress: "Deny" },
-  ]),
+  s(
+    "named ports",
+    [ksShop, web1, db1, web2, dbEgress],
+    [
+      {
+        what: "web-1's http is 8080",
+        flow: tcp(DB1, WEB1, 8080),
+        egress: "Allow",
+        ingress: "Allow",
+      },
+      { what: "web-2's http is 8081", flow: tcp(DB1, WEB2, 8081), egress: "Allow" },
+      { what: "8080 is not web-2's http", flow: tcp(DB1, WEB2, 8080), egress: "Deny" },
+      {
+        what: "a port declared with protocol 6, a rule with protocol 6",
+        flow: tcp(DB1, WEB1, 9090),
+        egress: "Allow",
+        ingress: "Allow",
+      },
+      {
+        what: "to an address with no named ports",
+        flow: tcp(DB1, { ip: "192.0.2.1" }, 8080),
+        egress: "Deny",
+      },
+    ],
+  ),
 );
 
 export const hostEndpoints = add(
@@ -435,8 +485,16 @@ export const hostEndpoints = add(
     "host endpoint with preDNAT/applyOnForward policies",
     [ksShop, web1, hostNode, hostRemote, preDnat, forwardAllow, untracked, hostNormal],
     [
-      { what: "normal policy allows https from 10/8", flow: tcp({ ip: "10.1.1.1" }, HOST1, 443), ingress: "Allow" },
-      { what: "ssh allowed by the applyOnForward policy", flow: tcp({ ip: "192.0.2.1" }, HOST1, 22), ingress: "Allow" },
+      {
+        what: "normal policy allows https from 10/8",
+        flow: tcp({ ip: "10.1.1.1" }, HOST1, 443),
+        ingress: "Allow",
+      },
+      {
+        what: "ssh allowed by the applyOnForward policy",
+        flow: tcp({ ip: "192.0.2.1" }, HOST1, 22),
+        ingress: "Allow",
+      },
       { what: "another host by selector", flow: tcp(HOST2, HOST1, 179), ingress: "Allow" },
       { what: "nothing else", flow: tcp({ ip: "192.0.2.1" }, HOST1, 80), ingress: "Deny" },
       {
@@ -450,109 +508,240 @@ export const hostEndpoints = add(
 );
 
 export const k8sDeny = add(
-  s("k8s NetworkPolicy default deny", [ksShop, ksDev, web1, db1, devLocal, k8sDefaultDeny, k8sAllowDb], [
-    { what: "allowed port range", flow: tcp(DB1, WEB1, 8085), egress: "Allow", ingress: "Allow" },
-    { what: "outside endPort", flow: tcp(DB1, WEB1, 8091), ingress: "Deny" },
-    { what: "selected pods deny by default", flow: tcp(WEB1, DB1, 5432), egress: "Allow", ingress: "Deny" },
-    { what: "unselected namespace is allowed", flow: tcp(WEB1, TOOL1, 22), ingress: "Allow" },
-  ]),
+  s(
+    "k8s NetworkPolicy default deny",
+    [ksShop, ksDev, web1, db1, devLocal, k8sDefaultDeny, k8sAllowDb],
+    [
+      { what: "allowed port range", flow: tcp(DB1, WEB1, 8085), egress: "Allow", ingress: "Allow" },
+      { what: "outside endPort", flow: tcp(DB1, WEB1, 8091), egress: "Allow", ingress: "Deny" },
+      {
+        what: "selected pods deny by default",
+        flow: tcp(WEB1, DB1, 5432),
+        egress: "Allow",
+        ingress: "Deny",
+      },
+      {
+        what: "unselected namespace is allowed",
+        flow: tcp(WEB1, TOOL1, 22),
+        egress: "Allow",
+        ingress: "Allow",
+      },
+    ],
+  ),
 );
 
 export const missingProfile = add(
-  s("missing profile", [ksShop, web1MissingProfile, db1], [
-    { what: "fail closed on ingress", flow: tcp(DB1, WEB1, 8080), egress: "Allow", ingress: "Deny" },
-    { what: "and on egress", flow: tcp(WEB1, DB1, 8080), egress: "Deny" },
-  ]),
+  s(
+    "missing profile",
+    [ksShop, web1MissingProfile, db1],
+    [
+      {
+        what: "fail closed on ingress",
+        flow: tcp(DB1, WEB1, 8080),
+        egress: "Allow",
+        ingress: "Deny",
+      },
+      { what: "and on egress", flow: tcp(WEB1, DB1, 8080), egress: "Deny", ingress: "Allow" },
+    ],
+  ),
 );
 
 export const missingProfileCreated = add(
-  s("missing profile created", [ksShop, saWeb, web1MissingProfile, db1], [
-    { what: "profiles allow again", flow: tcp(DB1, WEB1, 8080), ingress: "Allow" },
-  ]),
+  s(
+    "missing profile created",
+    [ksShop, saWeb, web1MissingProfile, db1],
+    [
+      {
+        what: "profiles allow again",
+        flow: tcp(DB1, WEB1, 8080),
+        egress: "Allow",
+        ingress: "Allow",
+      },
+    ],
+  ),
 );
 
 export const webAndDbPolicies = add(
-  s("label change: before", [ksShop, web1, db1, webIngress, dbIngress], [
-    { what: "web-1 is web", flow: tcp(WEB1, DB1, 5432), ingress: "Allow" },
-    { what: "db-1 to web-1 port 80 is dropped by web-ingress", flow: tcp(DB1, WEB1, 80), ingress: "Deny" },
-  ]),
+  s(
+    "label change: before",
+    [ksShop, web1, db1, webIngress, dbIngress],
+    [
+      { what: "web-1 is web", flow: tcp(WEB1, DB1, 5432), egress: "Allow", ingress: "Allow" },
+      {
+        what: "db-1 to web-1 port 80 is dropped by web-ingress",
+        flow: tcp(DB1, WEB1, 80),
+        egress: "Allow",
+        ingress: "Deny",
+      },
+    ],
+  ),
 );
 
 export const labelMoved = add(
-  s("label change moves endpoint between policies", [ksShop, web1AsDb, db1, webIngress, dbIngress], [
-    { what: "web-1 is now db: not in db-ingress's source set", flow: tcp(WEB1, DB1, 5432), ingress: "Deny" },
-    { what: "and selected by db-ingress itself", flow: tcp(DB1, WEB1, 80), ingress: "Allow" },
-  ]),
+  s(
+    "label change moves endpoint between policies",
+    [ksShop, web1AsDb, db1, webIngress, dbIngress],
+    [
+      {
+        what: "web-1 is now db: not in db-ingress's source set",
+        flow: tcp(WEB1, DB1, 5432),
+        egress: "Allow",
+        ingress: "Deny",
+      },
+      {
+        what: "and selected by db-ingress, not web-ingress",
+        flow: tcp(DB1, WEB1, 8080),
+        egress: "Allow",
+        ingress: "Deny",
+      },
+    ],
+  ),
 );
 
 export const networkSets = add(
-  s("network sets", [ksShop, web1, external, partners, fromExternal, fromPartners], [
-    { what: "global network set via global()", flow: tcp({ ip: "198.51.100.7" }, WEB1, 80), ingress: "Allow" },
-    { what: "namespaced network set", flow: tcp({ ip: "203.0.113.5" }, WEB1, 80), ingress: "Allow" },
-    { what: "neither", flow: tcp({ ip: "192.0.2.9" }, WEB1, 80), ingress: "Deny" },
-  ]),
+  s(
+    "network sets",
+    [ksShop, web1, external, partners, fromExternal, fromPartners],
+    [
+      {
+        what: "global network set via global()",
+        flow: tcp({ ip: "198.51.100.7" }, WEB1, 80),
+        ingress: "Allow",
+      },
+      {
+        what: "namespaced network set",
+        flow: tcp({ ip: "203.0.113.5" }, WEB1, 80),
+        ingress: "Allow",
+      },
+      { what: "neither", flow: tcp({ ip: "192.0.2.9" }, WEB1, 80), ingress: "Deny" },
+    ],
+  ),
 );
 
 export const profileLabels = add(
-  s("labels inherited from profiles", [ksShop, saWeb, saDb, web1MissingProfile, db1Sa, fromSaWeb], [
-    { what: "sa=web inherited by web-1", flow: tcp(WEB1, DB1, 5432), ingress: "Allow" },
-    { what: "not by an outsider", flow: tcp({ ip: "192.0.2.1" }, DB1, 5432), ingress: "Deny" },
-  ]),
+  s(
+    "labels inherited from profiles",
+    [ksShop, saWeb, saDb, web1MissingProfile, db1Sa, fromSaWeb],
+    [
+      {
+        what: "sa=web inherited by web-1",
+        flow: tcp(WEB1, DB1, 5432),
+        egress: "Allow",
+        ingress: "Allow",
+      },
+      { what: "not by an outsider", flow: tcp({ ip: "192.0.2.1" }, DB1, 5432), ingress: "Deny" },
+    ],
+  ),
 );
 
 export const profileLabelsChanged = add(
-  s("profile labelsToApply changed", [ksShop, saWeb, saDbRenamed, web1MissingProfile, db1Sa, fromSaWeb], [
-    { what: "db-1 lost sa=db: unselected, profile allows", flow: tcp({ ip: "192.0.2.1" }, DB1, 5432), ingress: "Allow" },
-  ]),
+  s(
+    "profile labelsToApply changed",
+    [ksShop, saWeb, saDbRenamed, web1MissingProfile, db1Sa, fromSaWeb],
+    [
+      {
+        what: "db-1 lost sa=db: unselected, profile allows",
+        flow: tcp({ ip: "192.0.2.1" }, DB1, 5432),
+        ingress: "Allow",
+      },
+    ],
+  ),
 );
 
 export const movedAway = add(
-  s("endpoint moves to another host", [ksShop, web1Moved, db1, webIngress, dbIngress], [
-    { what: "web-1 is remote now, still in db-ingress's set", flow: tcp(WEB1, DB1, 5432), ingress: "Allow" },
-  ]),
+  s(
+    "endpoint moves to another host",
+    [ksShop, web1Moved, db1, webIngress, dbIngress],
+    [
+      {
+        what: "web-1 is remote now, still in db-ingress's set",
+        flow: tcp(W("shop", "web-1", REMOTE_HOST), DB1, 5432),
+        ingress: "Allow",
+      },
+    ],
+  ),
 );
 
 export const dualStack = add(
-  s("dual-stack endpoints", [ksShop, web1DualStack, db1DualStack, dbIngress, negations], [
-    {
-      what: "IPv6 flow into db-1 from web-1 by selector",
-      flow: { ...tcp(WEB1, DB1, 5432), ipVersion: 6 },
-      ingress: "Allow",
-    },
-    {
-      what: "db-1 egress over IPv6 allowed by ipVersion 6 rule",
-      flow: { ...tcp(DB1, WEB1, 80), ipVersion: 6 },
-      egress: "Allow",
-    },
-    { what: "over IPv4 it is dropped", flow: tcp(DB1, WEB1, 80), egress: "Deny" },
-  ]),
+  s(
+    "dual-stack endpoints",
+    [ksShop, web1DualStack, db1DualStack, dbIngress, negations],
+    [
+      {
+        what: "IPv6 flow into db-1 from web-1 by selector",
+        flow: { ...tcp(WEB1, DB1, 5432), ipVersion: 6 },
+        egress: "Allow",
+        ingress: "Allow",
+      },
+      {
+        what: "db-1 egress over IPv6 allowed by ipVersion 6 rule",
+        flow: { ...tcp(DB1, WEB1, 80), ipVersion: 6 },
+        egress: "Allow",
+        ingress: "Allow",
+      },
+      {
+        what: "over IPv4 it is dropped",
+        flow: tcp(DB1, WEB1, 80),
+        egress: "Deny",
+        ingress: "Allow",
+      },
+    ],
+  ),
 );
 
 export const negationRules = add(
-  s("negated criteria and ICMP", [ksShop, web1, db1, web2, db2, negations], [
-    { what: "notPorts: 80 is not 5432 → Deny", flow: tcp(DB2, DB1, 80), ingress: "Deny" },
-    { what: "5432 passes the Deny; not from web, not UDP → Allow", flow: tcp(DB2, DB1, 5432), ingress: "Allow" },
-    { what: "port range in notPorts", flow: tcp(DB2, DB1, 6001), ingress: "Allow" },
-    { what: "from web: notSelector fails, next rules", flow: tcp(WEB2, DB1, 5432), ingress: "Deny" },
-    { what: "UDP from inside notNets", flow: udp(WEB2, DB1, 53), ingress: "Deny" },
-    { what: "UDP from outside notNets", flow: udp(WEB1, DB1, 53), ingress: "Allow" },
-    {
-      what: "ICMP echo request code 0",
-      flow: { src: DB1, dst: WEB1, protocol: "ICMP", icmp: { type: 8, code: 0 } },
-      egress: "Allow",
-    },
-    {
-      what: "other ICMP denied",
-      flow: { src: DB1, dst: WEB1, protocol: "ICMP", icmp: { type: 0, code: 0 } },
-      egress: "Deny",
-    },
-  ]),
+  s(
+    "negated criteria and ICMP",
+    [ksShop, web1, db1, web2, db2, negations],
+    [
+      { what: "notPorts: 80 is not 5432 → Deny", flow: tcp(DB2, DB1, 80), ingress: "Deny" },
+      {
+        what: "5432 passes the Deny; not from web, not UDP → Allow",
+        flow: tcp(DB2, DB1, 5432),
+        ingress: "Allow",
+      },
+      { what: "port range in notPorts", flow: tcp(DB2, DB1, 6001), ingress: "Allow" },
+      {
+        what: "from web: notSelector fails, next rules",
+        flow: tcp(WEB2, DB1, 5432),
+        ingress: "Deny",
+      },
+      { what: "UDP from inside notNets", flow: udp(WEB2, DB1, 53), ingress: "Deny" },
+      {
+        what: "UDP from outside notNets",
+        flow: udp(WEB1, DB1, 53),
+        egress: "Allow",
+        ingress: "Allow",
+      },
+      {
+        what: "ICMP echo request code 0",
+        flow: { src: DB1, dst: WEB1, protocol: "ICMP", icmp: { type: 8, code: 0 } },
+        egress: "Allow",
+        ingress: "Allow",
+      },
+      {
+        what: "other ICMP denied",
+        flow: { src: DB1, dst: WEB1, protocol: "ICMP", icmp: { type: 0, code: 0 } },
+        egress: "Deny",
+        ingress: "Allow",
+      },
+    ],
+  ),
 );
 
 export const dbProfileNone = add(
-  s("profile deleted while endpoints use it", [web1, db1, webIngress], [
-    { what: "kns.shop is missing: fail closed", flow: tcp(WEB1, DB1, 80), egress: "Deny" },
-  ]),
+  s(
+    "profile deleted while endpoints use it",
+    [web1, db1, webIngress],
+    [
+      {
+        what: "kns.shop is missing: fail closed",
+        flow: tcp(WEB1, DB1, 80),
+        egress: "Deny",
+        ingress: "Deny",
+      },
+    ],
+  ),
 );
 
 /** Sequences of states the tests walk, each also reversed, split, squashed and with empties. */

@@ -1,0 +1,713 @@
+// A Backend over etcd's JSON gateway (`POST /v3/kv/...`, `/v3/watch`) with
+// nothing but node:http(s): the CNI plugin is a new process for every call,
+// and loading the gRPC client (etcd3, grpc-js, protobufjs) costs ~0.25 s of
+// CPU before the first request. This client costs a few milliseconds. It has
+// the same semantics as the gRPC backend (the one contract suite in
+// src/datastore/backend-contract.ts runs against both); only its transport
+// differs:
+//
+//   request ──► endpoint 1 ──(no connection)──► endpoint 2 ... within timeoutMs
+//   watch   ──► one streamed POST per watch, newline-separated JSON messages;
+//               a dropped stream is reopened from the next revision.
+//
+// Keys and values travel base64-encoded; revisions as decimal strings; fields
+// equal to zero are left out by the gateway. A request that may have reached
+// etcd is not sent again after a failure (a write could apply twice): it fails
+// with "Unavailable", and the caller (IPAM's compare-and-swap loop) reads again.
+import { readFileSync } from "node:fs";
+import http from "node:http";
+import https from "node:https";
+import type {
+  Backend,
+  Compare,
+  KvEntry,
+  Op,
+  TxnRequest,
+  TxnResult,
+  WatchEvent,
+  WatchOptions,
+} from "../datastore/backend.js";
+import { TwillError } from "../util/errors.js";
+
+export interface EtcdHttpOptions {
+  /** Client URLs, all `http://host:port` or all `https://host:port`; several = one cluster. */
+  endpoints: string[];
+  /** PEM file paths: the CA that signed the servers, a client certificate and its key. */
+  tls?: { ca?: string; cert?: string; key?: string };
+  username?: string;
+  password?: string;
+  /** Deadline per request, connecting included, in milliseconds (default 3000). */
+  timeoutMs?: number;
+}
+
+export const DEFAULT_HTTP_TIMEOUT_MS = 3000;
+
+interface RawKv {
+  key?: string;
+  value?: string;
+  create_revision?: string;
+  mod_revision?: string;
+  version?: string;
+}
+
+interface RawHeader {
+  revision?: string;
+}
+
+interface GatewayError {
+  code?: number;
+  message?: string;
+  error?: string;
+}
+
+/** A failure to talk to etcd at all, as opposed to etcd answering with an error. */
+class TransportError extends Error {
+  /** True when the request cannot have reached etcd (no connection was made). */
+  readonly beforeSend: boolean;
+  constructor(message: string, beforeSend: boolean, cause?: unknown) {
+    super(message, { cause });
+    this.beforeSend = beforeSend;
+  }
+}
+
+const b64 = (text: string): string => Buffer.from(text, "utf8").toString("base64");
+const unb64 = (text: string | undefined): string =>
+  text === undefined ? "" : Buffer.from(text, "base64").toString("utf8");
+const num = (text: string | undefined): number => (text === undefined ? 0 : Number(text));
+
+/** The smallest key greater than every key starting with `prefix` (etcd's range_end). */
+function prefixEnd(prefix: string): string {
+  const bytes = Buffer.from(prefix, "utf8");
+  for (let i = bytes.length - 1; i >= 0; i--) {
+    if ((bytes[i] as number) < 0xff) {
+      const end = Buffer.from(bytes.subarray(0, i + 1));
+      end[i] = (end[i] as number) + 1;
+      return end.toString("base64");
+    }
+  }
+  return Buffer.from([0]).toString("base64");
+}
+
+function toEntry(kv: RawKv): KvEntry {
+  return {
+    key: unb64(kv.key),
+    value: unb64(kv.value),
+    createRevision: num(kv.create_revision),
+    modRevision: num(kv.mod_revision),
+    version: num(kv.version),
+  };
+}
+
+function toCompare(c: Compare): Record<string, unknown> {
+  const key = b64(c.key);
+  switch (c.target) {
+    case "modRevision":
+      return { key, target: "MOD", result: "EQUAL", mod_revision: String(c.equals) };
+    case "createRevision":
+      return { key, target: "CREATE", result: "EQUAL", create_revision: String(c.equals) };
+    case "value":
+      return { key, target: "VALUE", result: "EQUAL", value: b64(c.equals) };
+  }
+}
+
+function toRequestOp(op: Op): Record<string, unknown> {
+  const key = b64(op.key);
+  switch (op.type) {
+    case "get":
+      return { request_range: { key } };
+    case "put":
+      return { request_put: { key, value: b64(op.value) } };
+    case "delete":
+      return { request_delete_range: { key, prev_kv: true } };
+  }
+}
+
+function checkEndpointList(endpoints: readonly string[]): URL[] {
+  if (endpoints.length === 0) {
+    throw new TwillError("Invalid", "no etcd endpoints given: expected at least one URL");
+  }
+  const urls = endpoints.map((endpoint) => {
+    let url: URL | undefined;
+    try {
+      url = new URL(endpoint);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== "http:" && url.protocol !== "https:") || url.hostname === "") {
+      throw new TwillError(
+        "Invalid",
+        `invalid etcd endpoint "${endpoint}": expected http://host:port or https://host:port`,
+      );
+    }
+    return url;
+  });
+  const secure = urls.filter((u) => u.protocol === "https:").length;
+  if (secure !== 0 && secure !== urls.length) {
+    throw new TwillError(
+      "Invalid",
+      `etcd endpoints mix http and https (${endpoints.join(", ")}): use one scheme for all`,
+    );
+  }
+  return urls;
+}
+
+function readPem(what: string, path: string | undefined): Buffer | undefined {
+  if (path === undefined) return undefined;
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new TwillError("Invalid", `cannot read etcd ${what} file "${path}": ${reason}`, {
+      cause: err,
+    });
+  }
+}
+
+export class EtcdHttpBackend implements Backend {
+  readonly endpoints: readonly string[];
+  #urls: URL[];
+  #agent: http.Agent;
+  #timeoutMs: number;
+  #auth: { username: string; password: string } | undefined;
+  #token: string | undefined;
+  #closed = false;
+  #closers = new Set<() => void>();
+  /** The endpoint that answered last: tried first next time. */
+  #preferred = 0;
+
+  constructor(options: EtcdHttpOptions) {
+    this.#urls = checkEndpointList(options.endpoints);
+    this.endpoints = [...options.endpoints];
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS;
+    if (!(this.#timeoutMs > 0)) {
+      throw new TwillError("Invalid", `timeoutMs must be positive, got ${this.#timeoutMs}`);
+    }
+    const secure = this.#urls[0]?.protocol === "https:";
+    const tls = options.tls ?? {};
+    if (!secure && (tls.ca ?? tls.cert ?? tls.key) !== undefined) {
+      throw new TwillError(
+        "Invalid",
+        `etcd TLS files are given but endpoint "${this.endpoints[0]}" is not https://`,
+      );
+    }
+    if ((tls.cert === undefined) !== (tls.key === undefined)) {
+      throw new TwillError("Invalid", "an etcd client certificate and key must be given together");
+    }
+    if (options.username !== undefined || options.password !== undefined) {
+      if (!options.username || options.password === undefined) {
+        throw new TwillError("Invalid", "etcd username and password must be given together");
+      }
+      this.#auth = { username: options.username, password: options.password };
+    }
+    this.#agent = secure
+      ? new https.Agent({
+          keepAlive: true,
+          ...optional("ca", readPem("CA certificate", tls.ca)),
+          ...optional("cert", readPem("client certificate", tls.cert)),
+          ...optional("key", readPem("client key", tls.key)),
+        })
+      : new http.Agent({ keepAlive: true });
+  }
+
+  async get(key: string): Promise<KvEntry | undefined> {
+    const res = await this.#call<{ kvs?: RawKv[] }>("/v3/kv/range", { key: b64(key) }, "read");
+    const kv = res.kvs?.[0];
+    return kv && toEntry(kv);
+  }
+
+  async list(prefix: string): Promise<{ entries: KvEntry[]; revision: number }> {
+    const res = await this.#call<{ kvs?: RawKv[]; header?: RawHeader }>(
+      "/v3/kv/range",
+      { key: b64(prefix), range_end: prefixEnd(prefix) },
+      "list",
+    );
+    return { entries: (res.kvs ?? []).map(toEntry), revision: num(res.header?.revision) };
+  }
+
+  async txn(request: TxnRequest): Promise<TxnResult> {
+    const success = request.success;
+    const failure = request.failure ?? [];
+    const writes = [...success, ...failure].some((op) => op.type !== "get");
+    const res = await this.#call<{
+      succeeded?: boolean;
+      header?: RawHeader;
+      responses?: {
+        response_range?: { kvs?: RawKv[] };
+        response_delete_range?: { prev_kvs?: RawKv[] };
+      }[];
+    }>(
+      "/v3/kv/txn",
+      {
+        compare: request.compare.map(toCompare),
+        success: success.map(toRequestOp),
+        failure: failure.map(toRequestOp),
+      },
+      writes ? "write" : "read",
+    );
+    const succeeded = res.succeeded === true;
+    const ran = succeeded ? success : failure;
+    const gets: (KvEntry | undefined)[] = [];
+    const deleted: (KvEntry | undefined)[] = [];
+    ran.forEach((op, i) => {
+      const response = res.responses?.[i];
+      if (op.type === "get") {
+        const kv = response?.response_range?.kvs?.[0];
+        gets.push(kv && toEntry(kv));
+      } else if (op.type === "delete") {
+        const kv = response?.response_delete_range?.prev_kvs?.[0];
+        deleted.push(kv && toEntry(kv));
+      }
+    });
+    return { succeeded, revision: num(res.header?.revision), gets, deleted };
+  }
+
+  watch(prefix: string, options: WatchOptions): AsyncIterable<WatchEvent> {
+    return { [Symbol.asyncIterator]: () => this.#watch(prefix, options) };
+  }
+
+  async compact(revision: number): Promise<void> {
+    try {
+      await this.#call(
+        "/v3/kv/compaction",
+        { revision: String(revision), physical: true },
+        "compaction",
+      );
+    } catch (err) {
+      const message = err instanceof Error ? err.message : "";
+      // Like the memory backend: compacting to an already compacted revision is harmless.
+      if (message.includes("required revision has been compacted")) return;
+      if (message.includes("future revision")) {
+        throw new TwillError(
+          "Invalid",
+          `cannot compact to revision ${revision}: it is ahead of the current revision`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+
+  async revision(): Promise<number> {
+    const res = await this.#call<{ header?: RawHeader }>(
+      "/v3/kv/range",
+      { key: b64("\0"), count_only: true },
+      "read",
+    );
+    return num(res.header?.revision);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const close of [...this.#closers]) close();
+    this.#agent.destroy();
+  }
+
+  #where(): string {
+    return this.endpoints.join(", ");
+  }
+
+  #closedError(): TwillError {
+    return new TwillError("Unavailable", `the etcd client for ${this.#where()} was closed`);
+  }
+
+  /**
+   * One unary request within the deadline. Endpoints are tried in turn while
+   * no connection could be made; once a request may have reached etcd it is
+   * not repeated.
+   */
+  async #call<T>(path: string, body: unknown, what: string, retriedAuth = false): Promise<T> {
+    if (this.#closed) throw this.#closedError();
+    const deadline = Date.now() + this.#timeoutMs;
+    const text = JSON.stringify(body);
+    if (this.#auth && this.#token === undefined && path !== "/v3/auth/authenticate") {
+      await this.#authenticate(deadline);
+    }
+    let lastError: unknown;
+    for (let attempt = 0; attempt < Math.max(3, 2 * this.#urls.length); attempt++) {
+      if (this.#closed) throw this.#closedError();
+      const index = (this.#preferred + attempt) % this.#urls.length;
+      const url = this.#urls[index] as URL;
+      try {
+        const { status, json } = await this.#post(url, path, text, deadline);
+        this.#preferred = index;
+        if (status === 200) return json as T;
+        const error = json as GatewayError;
+        const message = error.message ?? error.error ?? `HTTP status ${status}`;
+        if (this.#auth && !retriedAuth && /invalid auth token/.test(message)) {
+          this.#token = undefined;
+          return this.#call<T>(path, body, what, true);
+        }
+        throw this.#answerError(message, error.code, what);
+      } catch (err) {
+        if (!(err instanceof TransportError)) throw err;
+        lastError = err;
+        if (this.#closed) throw this.#closedError();
+        // A read can always be sent again; a write only if it cannot have arrived.
+        const retry = (err.beforeSend || what !== "write") && Date.now() < deadline;
+        if (!retry) break;
+        // Straight on to the next endpoint; pause only once every one was tried.
+        if ((attempt + 1) % this.#urls.length === 0) await sleep(Math.min(50 * (attempt + 1), 200));
+      }
+    }
+    const reason = lastError instanceof Error ? lastError.message : String(lastError);
+    const unknown =
+      what === "write" && lastError instanceof TransportError && !lastError.beforeSend
+        ? " (the write may still be applied: read again before retrying)"
+        : "";
+    throw new TwillError(
+      "Unavailable",
+      `cannot reach etcd at ${this.#where()}: ${reason}${unknown}`,
+      { cause: lastError },
+    );
+  }
+
+  async #authenticate(deadline: number): Promise<void> {
+    const auth = this.#auth as { username: string; password: string };
+    const res = await this.#call<{ token?: string }>(
+      "/v3/auth/authenticate",
+      { name: auth.username, password: auth.password },
+      "authentication",
+    );
+    if (!res.token) {
+      throw new TwillError("Unavailable", `etcd at ${this.#where()} returned no auth token`);
+    }
+    if (Date.now() > deadline) {
+      throw new TwillError("Unavailable", `etcd at ${this.#where()}: authentication took too long`);
+    }
+    this.#token = res.token;
+  }
+
+  /** Map an error etcd answered with to a TwillError (gRPC status codes). */
+  #answerError(message: string, code: number | undefined, what: string): TwillError {
+    const where = this.#where();
+    if (
+      code === 16 ||
+      code === 7 ||
+      /user name is empty|permission denied|authentication failed|invalid auth token|user name not found/.test(
+        message,
+      )
+    ) {
+      return new TwillError("Unavailable", `etcd at ${where} refused access: ${message}`);
+    }
+    if (code === 3 || code === 11 || /too large|duplicate key|too many operations/.test(message)) {
+      return new TwillError("Invalid", `etcd at ${where} rejected the ${what}: ${message}`);
+    }
+    if (code === 14 || code === 4 || /no leader|leader changed|timed out/.test(message)) {
+      return new TwillError("Unavailable", `etcd at ${where} could not serve the ${what}: ${message}`);
+    }
+    return new TwillError("Internal", `etcd ${what} at ${where} failed: ${message}`);
+  }
+
+  #headers(length: number): Record<string, string | number> {
+    const headers: Record<string, string | number> = {
+      "content-type": "application/json",
+      "content-length": length,
+    };
+    if (this.#token !== undefined) headers["authorization"] = this.#token;
+    return headers;
+  }
+
+  #post(url: URL, path: string, body: string, deadline: number): Promise<{ status: number; json: unknown }> {
+    return new Promise((resolve, reject) => {
+      const lib = url.protocol === "https:" ? https : http;
+      let sent = false;
+      let settled = false;
+      const fail = (err: TransportError): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        req.destroy();
+        reject(err);
+      };
+      const onClose = (): void => fail(new TransportError("the client was closed", !sent));
+      const req = lib.request(
+        {
+          protocol: url.protocol,
+          hostname: url.hostname,
+          port: url.port,
+          method: "POST",
+          path,
+          agent: this.#agent,
+          headers: this.#headers(Buffer.byteLength(body)),
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("error", (err) => fail(new TransportError(err.message, false, err)));
+          res.on("end", () => {
+            if (settled) return;
+            settled = true;
+            clearTimeout(timer);
+            this.#closers.delete(onClose);
+            const text = Buffer.concat(chunks).toString("utf8");
+            let json: unknown;
+            try {
+              json = text === "" ? {} : JSON.parse(text);
+            } catch {
+              reject(
+                new TwillError(
+                  "Unavailable",
+                  `etcd at ${url.origin} answered ${path} with something that is not JSON (HTTP ${res.statusCode}): ${text.slice(0, 200)}`,
+                ),
+              );
+              return;
+            }
+            resolve({ status: res.statusCode ?? 0, json });
+          });
+        },
+      );
+      const timer = setTimeout(
+        () => fail(new TransportError(`no answer within ${this.#timeoutMs} ms`, !sent)),
+        Math.max(1, deadline - Date.now()),
+      );
+      this.#closers.add(onClose);
+      req.on("socket", (socket) => {
+        // A reused keep-alive socket is already connected.
+        if (!socket.connecting) sent = true;
+        else socket.once("connect", () => (sent = true));
+      });
+      req.on("error", (err: NodeJS.ErrnoException) => {
+        // ECONNRESET on a reused socket after sending may have reached etcd.
+        const before = !sent || err.code === "ECONNREFUSED";
+        fail(new TransportError(err.code ? `${err.code} (${url.host})` : err.message, before, err));
+      });
+      req.end(body);
+    });
+  }
+
+  async *#watch(prefix: string, options: WatchOptions): AsyncGenerator<WatchEvent> {
+    const { fromRevision, signal } = options;
+    if (!Number.isInteger(fromRevision) || fromRevision < 0) {
+      throw new TwillError("Invalid", `fromRevision must be a whole number >= 0, got ${fromRevision}`);
+    }
+    if (this.#closed) throw this.#closedError();
+    if (signal?.aborted) return;
+    type Item =
+      | { kind: "message"; stream: number; message: WatchMessage }
+      | { kind: "failed"; stream: number; error: Error }
+      | { kind: "wake"; stream: number }
+      | { kind: "abort" }
+      | { kind: "closed" };
+    const queue: Item[] = [];
+    let wake: (() => void) | undefined;
+    const push = (item: Item): void => {
+      queue.push(item);
+      const w = wake;
+      wake = undefined;
+      w?.();
+    };
+    const shift = async (): Promise<Item> => {
+      while (queue.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+      return queue.shift() as Item;
+    };
+    const onAbort = (): void => push({ kind: "abort" });
+    const onClose = (): void => push({ kind: "closed" });
+    signal?.addEventListener("abort", onAbort, { once: true });
+    this.#closers.add(onClose);
+    let next = fromRevision + 1;
+    let streamId = 0;
+    let request: http.ClientRequest | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    let failingSince: number | undefined;
+    let attempt = 0;
+    try {
+      for (;;) {
+        const id = ++streamId;
+        request = this.#openWatch(prefix, next, id, push);
+        timer = setTimeout(
+          () =>
+            push({
+              kind: "failed",
+              stream: id,
+              error: new Error(`no answer within ${this.#timeoutMs} ms`),
+            }),
+          this.#timeoutMs,
+        );
+        let lastError: Error | undefined;
+        while (lastError === undefined) {
+          const item = await shift();
+          if (item.kind === "abort") return;
+          if (item.kind === "closed") throw this.#closedError();
+          if (item.stream !== id || item.kind === "wake") continue;
+          if (item.kind === "failed") {
+            lastError = item.error;
+            break;
+          }
+          const m = item.message;
+          if (m.error) {
+            const text = m.error.message ?? m.error.error ?? "watch failed";
+            if (m.error.code === 16 || m.error.code === 7 || /permission denied|auth/.test(text)) {
+              throw new TwillError("Unavailable", `etcd at ${this.#where()} refused access: ${text}`);
+            }
+            lastError = new Error(text);
+            break;
+          }
+          const res = m.result ?? {};
+          const compactRevision = num(res.compact_revision);
+          if (compactRevision > 0) {
+            yield { type: "compacted", compactRevision };
+            return;
+          }
+          if (res.created) {
+            clearTimeout(timer);
+            failingSince = undefined;
+            attempt = 0;
+          }
+          if (res.canceled) {
+            lastError = new Error(res.cancel_reason || "the watch was canceled by etcd");
+            break;
+          }
+          for (const ev of res.events ?? []) {
+            if (signal?.aborted) return;
+            yield toWatchEvent(ev);
+            next = num(ev.kv?.mod_revision) + 1;
+          }
+        }
+        clearTimeout(timer);
+        request.destroy();
+        request = undefined;
+        if (this.#closed) throw this.#closedError();
+        const now = Date.now();
+        failingSince ??= now;
+        const delay = Math.min(50 * 2 ** attempt, 1000);
+        attempt += 1;
+        if (now + delay - failingSince > this.#timeoutMs) {
+          throw new TwillError(
+            "Unavailable",
+            `watch on "${prefix}" lost: cannot reach etcd at ${this.#where()}: ${lastError.message}`,
+            { cause: lastError },
+          );
+        }
+        const wakeId = ++streamId;
+        timer = setTimeout(() => push({ kind: "wake", stream: wakeId }), delay);
+        for (;;) {
+          const item = await shift();
+          if (item.kind === "abort") return;
+          if (item.kind === "closed") throw this.#closedError();
+          if (item.kind === "wake" && item.stream === wakeId) break;
+        }
+      }
+    } finally {
+      clearTimeout(timer);
+      request?.destroy();
+      signal?.removeEventListener("abort", onAbort);
+      this.#closers.delete(onClose);
+    }
+  }
+
+  /** Starts one watch stream; its messages and its end go to `push`. */
+  #openWatch(
+    prefix: string,
+    startRevision: number,
+    id: number,
+    push: (
+      item:
+        | { kind: "message"; stream: number; message: WatchMessage }
+        | { kind: "failed"; stream: number; error: Error },
+    ) => void,
+  ): http.ClientRequest {
+    const url = this.#urls[this.#preferred] as URL;
+    this.#preferred = (this.#preferred + 1) % this.#urls.length;
+    const body = JSON.stringify({
+      create_request: {
+        key: b64(prefix),
+        range_end: prefixEnd(prefix),
+        start_revision: String(startRevision),
+        prev_kv: true,
+      },
+    });
+    const lib = url.protocol === "https:" ? https : http;
+    // Watches get their own connection: a long-lived stream must not hold a
+    // pooled socket that unary requests wait for.
+    const req = lib.request({
+      protocol: url.protocol,
+      hostname: url.hostname,
+      port: url.port,
+      method: "POST",
+      path: "/v3/watch",
+      headers: this.#headers(Buffer.byteLength(body)),
+      agent: false,
+      ...(url.protocol === "https:" ? tlsOf(this.#agent) : {}),
+    });
+    let ended = false;
+    const failed = (error: Error): void => {
+      if (ended) return;
+      ended = true;
+      push({ kind: "failed", stream: id, error });
+    };
+    req.on("error", (err: NodeJS.ErrnoException) =>
+      failed(new Error(err.code ? `${err.code} (${url.host})` : err.message)),
+    );
+    req.on("response", (res) => {
+      let buffered = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => {
+        buffered += chunk;
+        let nl: number;
+        while ((nl = buffered.indexOf("\n")) >= 0) {
+          const line = buffered.slice(0, nl).trim();
+          buffered = buffered.slice(nl + 1);
+          if (line === "") continue;
+          try {
+            push({ kind: "message", stream: id, message: JSON.parse(line) as WatchMessage });
+          } catch {
+            failed(new Error(`etcd sent a watch message that is not JSON: ${line.slice(0, 200)}`));
+          }
+        }
+      });
+      res.on("error", (err) => failed(err));
+      res.on("end", () => {
+        const rest = buffered.trim();
+        if (rest !== "") {
+          try {
+            push({ kind: "message", stream: id, message: JSON.parse(rest) as WatchMessage });
+          } catch {
+            // A partial message at the end of a broken stream: the reopen replays it.
+          }
+        }
+        failed(new Error(`the watch stream ended (HTTP ${res.statusCode})`));
+      });
+    });
+    req.end(body);
+    return req;
+  }
+}
+
+interface WatchMessage {
+  result?: {
+    created?: boolean;
+    canceled?: boolean;
+    cancel_reason?: string;
+    compact_revision?: string;
+    events?: { type?: string; kv?: RawKv; prev_kv?: RawKv }[];
+  };
+  error?: GatewayError;
+}
+
+function toWatchEvent(ev: { type?: string; kv?: RawKv; prev_kv?: RawKv }): WatchEvent {
+  const prev = ev.prev_kv ? toEntry(ev.prev_kv) : undefined;
+  if (ev.type === "DELETE") {
+    const base = {
+      type: "delete" as const,
+      key: unb64(ev.kv?.key),
+      modRevision: num(ev.kv?.mod_revision),
+    };
+    return prev ? { ...base, prev } : base;
+  }
+  const entry = toEntry(ev.kv ?? {});
+  return prev ? { type: "put", entry, prev } : { type: "put", entry };
+}
+
+function tlsOf(agent: http.Agent): Record<string, unknown> {
+  const o = (agent as https.Agent).options;
+  return { ca: o.ca, cert: o.cert, key: o.key };
+}
+
+function optional<K extends string, V>(key: K, value: V | undefined): Partial<Record<K, V>> {
+  return value === undefined ? {} : ({ [key]: value } as Record<K, V>);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
