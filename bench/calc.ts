@@ -27,7 +27,8 @@
 //   rss_mb           the process's resident set after a full sync and a forced
 //                    GC (v8's gc via --expose-gc, turned on at run time), with
 //                    the graph AND the 250k input resources alive, as in the
-//                    agent (the syncer holds them too).
+//                    agent (the syncer holds them too). `rss_inputs_mb` is the
+//                    same before any sync: the inputs' share.
 //   updates_per_s    endpoint label updates, each one put then flushed on its
 //                    own: one random endpoint's app, role, tier or version
 //                    changed; 90% remote endpoints, 10% local ones (local
@@ -75,7 +76,7 @@ interface Scale {
   policies: number;
 }
 
-const FULL: Scale = { endpoints: 250_000, namespaces: 2_000, policies: 10_000 };
+export const FULL: Scale = { endpoints: 250_000, namespaces: 2_000, policies: 10_000 };
 /**
  * The naive baseline's scale: a tenth of the endpoints, namespaces and
  * policies (the same densities), with the same 200 endpoints on this host.
@@ -84,7 +85,7 @@ const SMALL: Scale = { endpoints: 25_000, namespaces: 200, policies: 1_000 };
 const BASELINE_SCALE = (SMALL.endpoints / FULL.endpoints) * (SMALL.policies / FULL.policies);
 
 const HOSTS = 1_250;
-const HOSTNAME = "host-0";
+export const HOSTNAME = "host-0";
 const RUNS = 3;
 const UPDATES_PER_RUN = 20_000;
 const LOCAL_UPDATE_SHARE = 0.1;
@@ -112,7 +113,7 @@ function prng(seed: number): () => number {
   };
 }
 
-class Gen {
+export class Gen {
   readonly rand: () => number;
   constructor(seed: number) {
     this.rand = prng(seed);
@@ -326,7 +327,7 @@ const TIER: Resource = {
 };
 
 /** The cluster, in datastore key order (kinds by plural name, then name). */
-function makeCluster(scale: Scale, seed: number): Resource[] {
+export function makeCluster(scale: Scale, seed: number): Resource[] {
   const gen = new Gen(seed);
   const globalPolicies = Math.round(scale.policies * 0.05);
   const out: Resource[] = [];
@@ -374,7 +375,7 @@ const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
 const round = (n: number, digits: number) => Number(n.toFixed(digits));
 const yieldToEventLoop = () => new Promise((resolve) => setImmediate(resolve));
 
-function fullSync(resources: readonly Resource[]): {
+export function fullSync(resources: readonly Resource[]): {
   graph: CalcGraph;
   messages: DataplaneMessage[];
   seconds: number;
@@ -400,7 +401,7 @@ const UPDATE_POOLS: Record<string, readonly string[]> = {
 const UPDATE_KEYS = Object.keys(UPDATE_POOLS);
 
 /** `count` endpoint label changes (resources to put), keeping `endpoints` current. */
-function makeUpdates(
+export function makeUpdates(
   endpoints: Resource[],
   local: number[],
   remote: number[],
@@ -634,6 +635,8 @@ export async function run(ctx: BenchContext): Promise<BenchFigures> {
 
   // Full scale.
   let resources = makeCluster(FULL, 0xca1c);
+  gc();
+  const rssInputs = process.memoryUsage().rss / 2 ** 20;
   ctx.log(
     `full scale: ${fmt(resources.length)} resources (${fmt(FULL.endpoints)} endpoints, ${fmt(FULL.policies)} policies)`,
   );
@@ -689,6 +692,7 @@ export async function run(ctx: BenchContext): Promise<BenchFigures> {
   return {
     full_sync_s: round(median(syncs), 2),
     rss_mb: Math.round(median(rss)),
+    rss_inputs_mb: Math.round(rssInputs),
     updates_per_s: Math.round(median(rates)),
     baseline_full_sync_s: round(baselineMeasured / BASELINE_SCALE, 1),
     baseline_scale: BASELINE_SCALE,

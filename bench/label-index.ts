@@ -15,6 +15,7 @@
 //
 // Figures (medians of several runs):
 //   build_s               load every endpoint, then every selector, into an empty index.
+//                         (rss_mb: the process after it, inputs included.)
 //   item_updates_per_s    one endpoint's app, role, tier or version label changed.
 //   selector_adds_per_s   a second 10,000 selectors of the same mix (fresh ids)
 //                         added to the full index, then removed (untimed); already
@@ -28,10 +29,13 @@
 // index at that same small scale:
 //   baseline_*            the naive index at small scale.
 //   small_*               our index at small scale.
-//   ratio                 small_item_updates_per_s / baseline_item_updates_per_s,
+//   ratio                 our item updates per second over the naive index's,
 //   build_ratio, selector_adds_ratio   the same for the other figures (speedups,
 //                         like for like at one scale; the full-scale speedup
-//                         is larger).
+//                         is larger). Ratios are taken in CPU time.
+//   *_cpu_s, *_per_cpu_s  the same figures in process CPU time (user + system,
+//                         all threads, so GC included) instead of wall-clock:
+//                         steadier when other work shares the machine.
 //   baseline_full_scale_est_*   the naive figures scaled linearly to full
 //                         scale: its build costs endpoints x selectors
 //                         (x100), an endpoint update costs one evaluation per
@@ -289,6 +293,19 @@ function median(xs: readonly number[]): number {
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
 const yieldToEventLoop = () => new Promise((resolve) => setImmediate(resolve));
 
+/** Elapsed wall-clock and process CPU seconds (user + system, all threads) since creation. */
+function stopwatch(): { wall(): number; cpu(): number } {
+  const wall = performance.now();
+  const cpu = process.cpuUsage();
+  return {
+    wall: () => (performance.now() - wall) / 1000,
+    cpu: () => {
+      const { user, system } = process.cpuUsage(cpu);
+      return (user + system) / 1e6;
+    },
+  };
+}
+
 /** Counts events, as the cheapest possible consumer. */
 function counter(): LabelIndexCallbacks<string, string> & { matches: number } {
   const c = {
@@ -299,76 +316,88 @@ function counter(): LabelIndexCallbacks<string, string> & { matches: number } {
   return c;
 }
 
-function build(make: (cb: LabelIndexCallbacks<string, string>) => IndexLike, w: Workload) {
+type MakeIndex = (cb: LabelIndexCallbacks<string, string>) => IndexLike;
+
+function build(make: MakeIndex, w: Workload) {
   const events = counter();
   const index = make(events);
-  const start = performance.now();
+  const time = stopwatch();
   for (const [id, labels] of w.items) index.updateItem(id, labels);
   for (const [id, selector] of w.selectors) index.updateSelector(id, selector);
-  const seconds = (performance.now() - start) / 1000;
-  return { index, events, seconds };
+  return { index, events, wall: time.wall(), cpu: time.cpu() };
 }
 
+/** Medians over the runs, in wall-clock and in CPU time. */
 interface Figures {
   build_s: number;
+  build_cpu_s: number;
   item_updates_per_s: number;
+  item_updates_per_cpu_s: number;
   selector_adds_per_s: number;
+  selector_adds_per_cpu_s: number;
   matches: number;
-  index: IndexLike;
 }
 
 async function measure(
   ctx: BenchContext,
   label: string,
-  make: (cb: LabelIndexCallbacks<string, string>) => IndexLike,
+  make: MakeIndex,
   w: Workload,
   updatesPerRun: number,
 ): Promise<Figures> {
   const builds: number[] = [];
+  const buildsCpu: number[] = [];
   let built: ReturnType<typeof build> | undefined;
   for (let r = 1; r <= BUILD_RUNS; r++) {
     built = undefined; // let the previous index go before building the next
     await yieldToEventLoop();
     built = build(make, w);
-    builds.push(built.seconds);
+    builds.push(built.wall);
+    buildsCpu.push(built.cpu);
     ctx.log(
-      `${label}: build ${r}/${BUILD_RUNS}: ${built.seconds.toFixed(2)} s, ${fmt(built.events.matches)} matches`,
+      `${label}: build ${r}/${BUILD_RUNS}: ${built.wall.toFixed(2)} s (cpu ${built.cpu.toFixed(2)} s), ` +
+        `${fmt(built.events.matches)} matches`,
     );
   }
   const { index, events } = built!;
   const matches = events.matches;
 
-  const updateRates: number[] = [];
-  const addRates: number[] = [];
+  const updates = { wall: [] as number[], cpu: [] as number[] };
+  const adds = { wall: [] as number[], cpu: [] as number[] };
   // Updates are generated (untimed) just before each run, from the labels the
   // index holds, so every one is a real change.
   const current = new Map(w.items);
   const ids = w.items.map(([id]) => id);
   const gen = new Gen(0x0bd);
   for (let r = 1; r <= RUNS; r++) {
-    const updates = makeUpdates(current, ids, updatesPerRun, gen);
-    let start = performance.now();
-    for (const [id, labels] of updates) index.updateItem(id, labels);
-    updateRates.push(updatesPerRun / ((performance.now() - start) / 1000));
+    const batch = makeUpdates(current, ids, updatesPerRun, gen);
+    let time = stopwatch();
+    for (const [id, labels] of batch) index.updateItem(id, labels);
+    updates.wall.push(batch.length / time.wall());
+    updates.cpu.push(batch.length / time.cpu());
 
     const added = w.extraSelectors;
-    start = performance.now();
+    time = stopwatch();
     for (const [id, selector] of added) index.updateSelector(id, selector);
-    addRates.push(added.length / ((performance.now() - start) / 1000));
+    adds.wall.push(added.length / time.wall());
+    adds.cpu.push(added.length / time.cpu());
     for (const [id] of added) index.deleteSelector(id);
 
     ctx.log(
-      `${label}: run ${r}/${RUNS}: ${fmt(updateRates.at(-1)!)} item updates/s, ` +
-        `${fmt(addRates.at(-1)!)} selector adds/s`,
+      `${label}: run ${r}/${RUNS}: ${fmt(updates.wall.at(-1)!)} item updates/s ` +
+        `(per cpu s ${fmt(updates.cpu.at(-1)!)}), ${fmt(adds.wall.at(-1)!)} selector adds/s ` +
+        `(per cpu s ${fmt(adds.cpu.at(-1)!)})`,
     );
     await yieldToEventLoop();
   }
   return {
     build_s: median(builds),
-    item_updates_per_s: median(updateRates),
-    selector_adds_per_s: median(addRates),
+    build_cpu_s: median(buildsCpu),
+    item_updates_per_s: median(updates.wall),
+    item_updates_per_cpu_s: median(updates.cpu),
+    selector_adds_per_s: median(adds.wall),
+    selector_adds_per_cpu_s: median(adds.cpu),
     matches,
-    index,
   };
 }
 
@@ -385,20 +414,27 @@ function checkAgreement(w: Workload, a: IndexLike, b: IndexLike): void {
 
 const round = (n: number, digits: number) => Number(n.toFixed(digits));
 
-export async function run(ctx: BenchContext): Promise<BenchFigures> {
-  const indexed = (cb: LabelIndexCallbacks<string, string>) => new LabelIndex(cb);
-  const naive = (cb: LabelIndexCallbacks<string, string>) => new NaiveIndex(cb);
+const indexed: MakeIndex = (cb) => new LabelIndex(cb);
+const naive: MakeIndex = (cb) => new NaiveIndex(cb);
 
-  // Small scale first: our index and the naive one, like for like.
+/** Our index and the naive one at small scale, like for like. */
+async function smallScale(ctx: BenchContext): Promise<{ ours: Figures; naive: Figures }> {
   const small = makeWorkload(SMALL);
   ctx.log(
     `small scale: ${fmt(SMALL.items)} endpoints in ${fmt(SMALL.namespaces)} namespaces, ${fmt(SMALL.selectors)} selectors`,
   );
-  // The agreement check needs both built from the same state.
   checkAgreement(small, build(indexed, small).index, build(naive, small).index);
   ctx.log("small scale: both indexes agree on every match");
-  const smallOurs = await measure(ctx, "small/indexed", indexed, small, ITEM_UPDATES_PER_RUN);
-  const baseline = await measure(ctx, "small/naive", naive, small, BASELINE_ITEM_UPDATES_PER_RUN);
+  return {
+    ours: await measure(ctx, "small/indexed", indexed, small, ITEM_UPDATES_PER_RUN),
+    naive: await measure(ctx, "small/naive", naive, small, BASELINE_ITEM_UPDATES_PER_RUN),
+  };
+}
+
+export async function run(ctx: BenchContext): Promise<BenchFigures> {
+  // Small scale first, in a function of its own so that its indexes are
+  // garbage before the full-scale build and do not count in rss_mb.
+  const { ours: smallOurs, naive: baseline } = await smallScale(ctx);
 
   ctx.log(
     `full scale: ${fmt(FULL.items)} endpoints in ${fmt(FULL.namespaces)} namespaces, ${fmt(FULL.selectors)} selectors`,
@@ -413,9 +449,15 @@ export async function run(ctx: BenchContext): Promise<BenchFigures> {
     build_s: round(ours.build_s, 2),
     item_updates_per_s: Math.round(ours.item_updates_per_s),
     selector_adds_per_s: Math.round(ours.selector_adds_per_s),
-    ratio: round(smallOurs.item_updates_per_s / baseline.item_updates_per_s, 1),
-    build_ratio: round(baseline.build_s / smallOurs.build_s, 1),
-    selector_adds_ratio: round(smallOurs.selector_adds_per_s / baseline.selector_adds_per_s, 1),
+    ratio: round(smallOurs.item_updates_per_cpu_s / baseline.item_updates_per_cpu_s, 1),
+    build_ratio: round(baseline.build_cpu_s / smallOurs.build_cpu_s, 1),
+    selector_adds_ratio: round(
+      smallOurs.selector_adds_per_cpu_s / baseline.selector_adds_per_cpu_s,
+      1,
+    ),
+    build_cpu_s: round(ours.build_cpu_s, 2),
+    item_updates_per_cpu_s: Math.round(ours.item_updates_per_cpu_s),
+    selector_adds_per_cpu_s: Math.round(ours.selector_adds_per_cpu_s),
     items: FULL.items,
     namespaces: FULL.namespaces,
     selectors: FULL.selectors,

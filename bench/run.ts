@@ -38,6 +38,11 @@ const BENCHMARKS: Record<string, BenchEntry> = {
       "selector parse and match throughput over a realistic mix (parse_per_s, match_per_s)",
     load: () => import("./selector.js"),
   },
+  ipam: {
+    description:
+      "IPAM allocations against a real etcd: one host, ten hosts in parallel, CAS retries, vs plain puts",
+    load: () => import("./ipam.js"),
+  },
   "label-index": {
     description:
       "label index at 250k endpoints / 10k selectors vs a naive baseline (build_s, item_updates_per_s, selector_adds_per_s)",

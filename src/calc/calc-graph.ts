@@ -286,6 +286,12 @@ export class CalcGraph {
   #syncStatus: "waiting" | "resyncing" | "in-sync" = "waiting";
   #inSyncPending = false;
   readonly #dirtyIpsets = new Set<string>();
+  /**
+   * Per dirty set, the members whose presence may have changed since the
+   * last flush, so a flush diffs only those against what was sent (not the
+   * whole set); null when the set was created or dropped (diff it whole).
+   */
+  readonly #touchedMembers = new Map<string, Set<string> | null>();
   readonly #dirtyPolicies = new Set<string>();
   readonly #dirtyProfiles = new Set<string>();
   readonly #dirtyEndpoints = new Set<string>();
@@ -930,6 +936,7 @@ export class CalcGraph {
     rec = { info, selector, refs: 1, members: new Map() };
     this.#ipsets.set(id, rec);
     this.#dirtyIpsets.add(id);
+    this.#touchedMembers.set(id, null);
     this.#ipsetIndex.updateSelector(id, selector); // fires match-started per item → members
     return id;
   }
@@ -941,6 +948,7 @@ export class CalcGraph {
       if (--rec.refs > 0) continue;
       this.#ipsets.delete(id);
       this.#dirtyIpsets.add(id);
+      this.#touchedMembers.set(id, null);
       this.#itemUpdateInProgress = true;
       try {
         this.#ipsetIndex.deleteSelector(id);
@@ -971,10 +979,13 @@ export class CalcGraph {
       members.push(...item.nets);
     }
     if (members.length === 0) return;
+    let touched = this.#touchedMembers.get(setId);
+    if (touched === undefined) this.#touchedMembers.set(setId, (touched = new Set()));
     for (const m of members) {
       const n = (rec.members.get(m) ?? 0) + delta;
       if (n > 0) rec.members.set(m, n);
       else rec.members.delete(m);
+      if (touched !== null && (n === 0 || (n === 1 && delta === 1))) touched.add(m);
     }
     this.#dirtyIpsets.add(setId);
   }
@@ -1089,14 +1100,18 @@ export class CalcGraph {
         }
         continue;
       }
-      const members = [...rec.members.keys()].sort();
       if (!sent) {
+        const members = [...rec.members.keys()].sort();
         updates.push({ type: "ipset-update", ipset: rec.info, members });
         this.#sentIpsets.set(id, new Set(members));
         continue;
       }
-      const added = members.filter((m) => !sent.has(m));
-      const removed = [...sent].filter((m) => !rec.members.has(m)).sort();
+      const touched = this.#touchedMembers.get(id);
+      const candidates = touched ? [...touched] : [...rec.members.keys(), ...sent];
+      const added = [...new Set(candidates.filter((m) => rec.members.has(m) && !sent.has(m)))];
+      const removed = [...new Set(candidates.filter((m) => !rec.members.has(m) && sent.has(m)))];
+      added.sort();
+      removed.sort();
       if (added.length || removed.length) {
         updates.push({ type: "ipset-delta", id, added, removed });
         for (const m of added) sent.add(m);
@@ -1104,6 +1119,7 @@ export class CalcGraph {
       }
     }
     this.#dirtyIpsets.clear();
+    this.#touchedMembers.clear();
 
     // Policies, then profiles.
     const flushCompiled = <T extends { id: string }>(

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import type { SelectorNode } from "../selector/index.js";
+import type { Selector, SelectorNode } from "../selector/index.js";
 import { parseSelector } from "../selector/index.js";
 import { TwillError } from "../util/errors.js";
 import type { BucketSizes, SelectorPlan } from "./label-index.js";
@@ -332,6 +332,43 @@ describe("LabelIndex queries", () => {
     assert.equal(index.itemCount, 1);
     index.updateItem("i", { a: "y" });
     assert.equal(index.matchingItems("s").size, 0);
+  });
+
+  it("hands out item-side sets the caller may keep", () => {
+    const { index } = recordingIndex();
+    index.updateSelector("s", parseSelector(`has(a)`));
+    index.updateItem("i", { a: "x" });
+    const kept = index.matchingSelectors("i");
+    index.deleteSelector("s");
+    assert.deepEqual([...kept], ["s"]);
+    assert.equal(index.matchingSelectors("i").size, 0);
+  });
+
+  it("evaluates a new selector only on its bucket, and a changed item only on its selectors", () => {
+    let evaluations = 0;
+    const counted = (text: string): Selector => {
+      const inner = parseSelector(text);
+      return {
+        ast: inner.ast,
+        matches: (labels) => {
+          evaluations++;
+          return inner.matches(labels);
+        },
+        toString: () => inner.toString(),
+      };
+    };
+    const { index } = recordingIndex();
+    for (let n = 0; n < 1000; n++) {
+      index.updateItem(`pod-${n}`, { ns: `ns-${n % 100}`, app: n % 2 === 0 ? "web" : "db" });
+    }
+    for (let n = 0; n < 100; n++) index.updateSelector(`s${n}`, counted(`ns == "ns-${n}" && app == "web"`));
+    // Each selector was tried on the 10 items of its namespace only.
+    assert.equal(evaluations, 1000);
+    evaluations = 0;
+    index.updateItem("pod-7", { ns: "ns-8", app: "web" });
+    // Only the selector filed under ns-8 is tried.
+    assert.equal(evaluations, 1);
+    assert.deepEqual([...index.matchingSelectors("pod-7")], ["s8"]);
   });
 
   it("files a conjunction under the bucket holding fewest items", () => {

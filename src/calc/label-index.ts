@@ -42,7 +42,9 @@
 // - Callbacks fire once per change of the relation, synchronously, after the
 //   whole operation's state change is applied, so a callback that queries the
 //   index sees the final state. Started before stopped within one operation.
-//   A callback may not modify the index (that throws).
+//   A callback may not modify the index (that throws). A callback that throws
+//   leaves the index consistent, but the operation's remaining callbacks
+//   unsent.
 
 import type { Selector, SelectorNode } from "../selector/index.js";
 import { TwillError } from "../util/errors.js";

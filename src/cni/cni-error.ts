@@ -31,6 +31,10 @@ export const CNI_ERROR = {
   addressesExhausted: 100,
   /** twill: the interface to create already exists (ADD twice without DEL, or a name clash). */
   interfaceExists: 101,
+  /** twill: CHECK found the attachment differing from prevResult (details list each difference). */
+  checkFailed: 102,
+  /** The reference library's code for a CNI_NETNS that is the plugin's own namespace. */
+  invalidNetns: 8,
   /** Anything unexpected (as the reference library's ErrInternal). */
   internal: 999,
 } as const;

@@ -30,7 +30,11 @@ import type {
 import { TwillError } from "../util/errors.js";
 
 export interface EtcdHttpOptions {
-  /** Client URLs, all `http://host:port` or all `https://host:port`; several = one cluster. */
+  /**
+   * Client URLs, all `http://host:port` or all `https://host:port`, or
+   * `unix:///path` (a socket, reachable from any network namespace: the
+   * lab's and the tests' hosts use one); several = one cluster.
+   */
   endpoints: string[];
   /** PEM file paths: the CA that signed the servers, a client certificate and its key. */
   tls?: { ca?: string; cert?: string; key?: string };
@@ -133,10 +137,15 @@ function checkEndpointList(endpoints: readonly string[]): URL[] {
     } catch {
       url = undefined;
     }
-    if (!url || (url.protocol !== "http:" && url.protocol !== "https:") || url.hostname === "") {
+    const ok =
+      url !== undefined &&
+      (url.protocol === "unix:"
+        ? url.pathname !== "" && url.pathname !== "/"
+        : (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== "");
+    if (!ok || !url) {
       throw new TwillError(
         "Invalid",
-        `invalid etcd endpoint "${endpoint}": expected http://host:port or https://host:port`,
+        `invalid etcd endpoint "${endpoint}": expected http://host:port, https://host:port or unix:///path/to/socket`,
       );
     }
     return url;
@@ -423,9 +432,7 @@ export class EtcdHttpBackend implements Backend {
       const onClose = (): void => fail(new TransportError("the client was closed", !sent));
       const req = lib.request(
         {
-          protocol: url.protocol,
-          hostname: url.hostname,
-          port: url.port,
+          ...target(url),
           method: "POST",
           path,
           agent: this.#agent,
@@ -448,7 +455,7 @@ export class EtcdHttpBackend implements Backend {
               reject(
                 new TwillError(
                   "Unavailable",
-                  `etcd at ${url.origin} answered ${path} with something that is not JSON (HTTP ${res.statusCode}): ${text.slice(0, 200)}`,
+                  `etcd at ${hostOf(url)} answered ${path} with something that is not JSON (HTTP ${res.statusCode}): ${text.slice(0, 200)}`,
                 ),
               );
               return;
@@ -470,7 +477,7 @@ export class EtcdHttpBackend implements Backend {
       req.on("error", (err: NodeJS.ErrnoException) => {
         // ECONNRESET on a reused socket after sending may have reached etcd.
         const before = !sent || err.code === "ECONNREFUSED";
-        fail(new TransportError(err.code ? `${err.code} (${url.host})` : err.message, before, err));
+        fail(new TransportError(err.code ? `${err.code} (${hostOf(url)})` : err.message, before, err));
       });
       req.end(body);
     });
@@ -621,9 +628,7 @@ export class EtcdHttpBackend implements Backend {
     // Watches get their own connection: a long-lived stream must not hold a
     // pooled socket that unary requests wait for.
     const req = lib.request({
-      protocol: url.protocol,
-      hostname: url.hostname,
-      port: url.port,
+      ...target(url),
       method: "POST",
       path: "/v3/watch",
       headers: this.#headers(Buffer.byteLength(body)),
@@ -637,7 +642,7 @@ export class EtcdHttpBackend implements Backend {
       push({ kind: "failed", stream: id, error });
     };
     req.on("error", (err: NodeJS.ErrnoException) =>
-      failed(new Error(err.code ? `${err.code} (${url.host})` : err.message)),
+      failed(new Error(err.code ? `${err.code} (${hostOf(url)})` : err.message)),
     );
     req.on("response", (res) => {
       let buffered = "";
@@ -697,6 +702,16 @@ function toWatchEvent(ev: { type?: string; kv?: RawKv; prev_kv?: RawKv }): Watch
   }
   const entry = toEntry(ev.kv ?? {});
   return prev ? { type: "put", entry, prev } : { type: "put", entry };
+}
+
+function hostOf(url: URL): string {
+  return url.protocol === "unix:" ? url.pathname : url.host;
+}
+
+/** Where a request goes: host and port, or a unix socket (reachable from any network namespace). */
+function target(url: URL): http.RequestOptions {
+  if (url.protocol === "unix:") return { socketPath: url.pathname };
+  return { protocol: url.protocol, hostname: url.hostname, port: url.port };
 }
 
 function tlsOf(agent: http.Agent): Record<string, unknown> {

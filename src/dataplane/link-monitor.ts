@@ -37,7 +37,10 @@ export interface LinkSource {
    * Stream changes to `onEvent` until the signal aborts (then resolves) or
    * the stream breaks (then rejects). `onStarted` runs once it is running.
    */
-  watch(onEvent: (e: LinkEvent) => void, options: { signal: AbortSignal; onStarted: () => void }): Promise<void>;
+  watch(
+    onEvent: (e: LinkEvent) => void,
+    options: { signal: AbortSignal; onStarted: () => void },
+  ): Promise<void>;
 }
 
 export interface LinkMonitorOptions {
@@ -109,7 +112,11 @@ export class LinkMonitor {
     return { done };
   }
 
-  async #run(signal: AbortSignal, firstList: () => void, firstFailed: (e: unknown) => void): Promise<void> {
+  async #run(
+    signal: AbortSignal,
+    firstList: () => void,
+    firstFailed: (e: unknown) => void,
+  ): Promise<void> {
     const sleep = this.#options.sleep ?? defaultSleep;
     const baseDelay = this.#options.restartDelayMs ?? 200;
     let delay = baseDelay;
@@ -161,7 +168,9 @@ export class LinkMonitor {
       if (first) {
         // The monitor or the first list failed: start() reports it and the monitor stops.
         firstFailed(
-          listError ?? watchError ?? new TwillError("Unavailable", "link monitor stopped before listing links"),
+          listError ??
+            watchError ??
+            new TwillError("Unavailable", "link monitor stopped before listing links"),
         );
         return;
       }
@@ -258,7 +267,10 @@ export function parseMonitorLine(line: string): LinkEvent | undefined {
   };
 }
 
-export function ipLinkSource(run: RunCommand, options: { ipCommand?: readonly string[] } = {}): LinkSource {
+export function ipLinkSource(
+  run: RunCommand,
+  options: { ipCommand?: readonly string[] } = {},
+): LinkSource {
   // ipCommand: how to run ip (tests: ["ip", "netns", "exec", ns, "ip"]).
   const [file, ...prefix] = options.ipCommand ?? ["ip"];
   const ip = file ?? "ip";
@@ -266,8 +278,13 @@ export function ipLinkSource(run: RunCommand, options: { ipCommand?: readonly st
     async list(signal) {
       const args = [...prefix, "-j", "link", "show"];
       const r = await run(ip, args, signal ? { signal } : {});
-      if (r.code !== 0) throw new TwillError("Unavailable", `ip -j link show failed: ${stderrSummary(r.stderr)}`);
-      const rows = JSON.parse(r.stdout || "[]") as { ifindex: number; ifname: string; flags?: string[] }[];
+      if (r.code !== 0)
+        throw new TwillError("Unavailable", `ip -j link show failed: ${stderrSummary(r.stderr)}`);
+      const rows = JSON.parse(r.stdout || "[]") as {
+        ifindex: number;
+        ifname: string;
+        flags?: string[];
+      }[];
       return rows.map((row) => ({
         name: row.ifname,
         index: row.ifindex,
@@ -277,7 +294,9 @@ export function ipLinkSource(run: RunCommand, options: { ipCommand?: readonly st
     watch(onEvent, { signal, onStarted }) {
       return new Promise<void>((resolve, reject) => {
         if (signal.aborted) return resolve();
-        const child = spawn(ip, [...prefix, "-o", "monitor", "link"], { stdio: ["ignore", "pipe", "pipe"] });
+        const child = spawn(ip, [...prefix, "-o", "monitor", "link"], {
+          stdio: ["ignore", "pipe", "pipe"],
+        });
         let buffered = "";
         let stderr = "";
         const onAbort = () => child.kill("SIGTERM");
@@ -300,7 +319,9 @@ export function ipLinkSource(run: RunCommand, options: { ipCommand?: readonly st
         });
         child.once("error", (err) => {
           signal.removeEventListener("abort", onAbort);
-          reject(new TwillError("Unavailable", `cannot run ip monitor: ${err.message}`, { cause: err }));
+          reject(
+            new TwillError("Unavailable", `cannot run ip monitor: ${err.message}`, { cause: err }),
+          );
         });
         child.once("close", (code, sig) => {
           signal.removeEventListener("abort", onAbort);
@@ -325,7 +346,8 @@ export function ipLinkSource(run: RunCommand, options: { ipCommand?: readonly st
 export interface FakeLinkSource extends LinkSource {
   /** Add or change a link; watchers hear of it. */
   set(name: string, up: boolean): Link;
-  remove(name: string): void;
+  /** Remove a link; `silent` tells no watcher (as if an event were lost). */
+  remove(name: string, options?: { silent?: boolean }): void;
   /** The next list fails. */
   failNextList(message?: string): void;
   /** Break the current watch (as if the monitor process died). */
@@ -349,10 +371,11 @@ export function fakeLinkSource(initial: Record<string, boolean> = {}): FakeLinkS
   for (const [name, up] of Object.entries(initial)) set(name, up);
   return {
     set,
-    remove(name) {
+    remove(name, options = {}) {
       const link = links.get(name);
       if (!link) return;
       links.delete(name);
+      if (options.silent) return;
       for (const w of watchers) w.onEvent({ link, deleted: true });
     },
     failNextList(message = "injected list failure") {

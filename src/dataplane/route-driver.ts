@@ -201,18 +201,35 @@ const LINK_PROBLEM = /Cannot find device|not up|No such device|Network is down/i
 export function ipRouteTable(run: RunCommand): RouteTable {
   return {
     async list(family, protocol, signal) {
-      const args = [`-${family}`, "-j", "route", "show", "table", "main", "proto", String(protocol)];
+      const args = [
+        `-${family}`,
+        "-j",
+        "route",
+        "show",
+        "table",
+        "main",
+        "proto",
+        String(protocol),
+      ];
       const r = await run("ip", args, signal ? { signal } : {});
       if (r.code !== 0) {
-        throw new TwillError("Unavailable", `ip ${args.join(" ")} failed: ${stderrSummary(r.stderr)}`);
+        throw new TwillError(
+          "Unavailable",
+          `ip ${args.join(" ")} failed: ${stderrSummary(r.stderr)}`,
+        );
       }
       const text = r.stdout.trim();
-      const rows = (text === "" ? [] : JSON.parse(text)) as { dst?: string; dev?: string; type?: string }[];
+      const rows = (text === "" ? [] : JSON.parse(text)) as {
+        dst?: string;
+        dev?: string;
+        type?: string;
+      }[];
       const out: KernelRoute[] = [];
       for (const row of rows) {
         if (row.dst === undefined || row.dev === undefined) continue;
         if (row.type !== undefined && row.type !== "unicast") continue;
-        const dst = row.dst === "default" ? (family === 4 ? "0.0.0.0/0" : "::/0") : canonicalDst(row.dst);
+        const dst =
+          row.dst === "default" ? (family === 4 ? "0.0.0.0/0" : "::/0") : canonicalDst(row.dst);
         if (dst !== undefined) out.push({ dst, dev: row.dev });
       }
       return out;
@@ -304,14 +321,14 @@ export function fakeRouteTable(): FakeRouteTable {
       failures = count;
       failMessage = message;
     },
-    dump: () =>
-      [...routes].map(([dst, r]) => `${dst} dev ${r.dev} proto ${r.protocol}`).sort(),
+    dump: () => [...routes].map(([dst, r]) => `${dst} dev ${r.dev} proto ${r.protocol}`).sort(),
     async list(family, protocol) {
       calls.push(`list ${family}`);
       maybeFail();
       const out: KernelRoute[] = [];
       for (const [dst, r] of routes) {
-        if (r.protocol === protocol && dst.includes(":") === (family === 6)) out.push({ dst, dev: r.dev });
+        if (r.protocol === protocol && dst.includes(":") === (family === 6))
+          out.push({ dst, dev: r.dev });
       }
       return out;
     },

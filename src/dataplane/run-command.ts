@@ -48,7 +48,13 @@ export const runCommand: RunCommand = (file, args, options = {}) =>
       child.kill("SIGKILL");
     };
     const timer = setTimeout(
-      () => kill(new TwillError("Timeout", `${what}: no answer after ${options.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS} ms`)),
+      () =>
+        kill(
+          new TwillError(
+            "Timeout",
+            `${what}: no answer after ${options.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS} ms`,
+          ),
+        ),
       options.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
     );
     const onAbort = () => kill(new TwillError("Aborted", `${what}: aborted`));

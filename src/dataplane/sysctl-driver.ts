@@ -143,7 +143,11 @@ export function procSysctls(root = "/proc/sys"): Sysctls {
         return (await readFile(join(root, key), "utf8")).trim();
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-        throw new TwillError("Unavailable", `cannot read sysctl ${key}: ${(err as Error).message}`, { cause: err });
+        throw new TwillError(
+          "Unavailable",
+          `cannot read sysctl ${key}: ${(err as Error).message}`,
+          { cause: err },
+        );
       }
     },
     async write(key, value) {
@@ -151,7 +155,11 @@ export function procSysctls(root = "/proc/sys"): Sysctls {
         await writeFile(join(root, key), value);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code === "ENOENT" ? "NotFound" : "Unavailable";
-        throw new TwillError(code, `cannot write sysctl ${key}=${value}: ${(err as Error).message}`, { cause: err });
+        throw new TwillError(
+          code,
+          `cannot write sysctl ${key}=${value}: ${(err as Error).message}`,
+          { cause: err },
+        );
       }
     },
   };
@@ -194,7 +202,8 @@ export function fakeSysctls(): FakeSysctls {
       return values.get(key);
     },
     async write(key, value) {
-      if (!values.has(key)) throw new TwillError("NotFound", `cannot write sysctl ${key}=${value}: no such file`);
+      if (!values.has(key))
+        throw new TwillError("NotFound", `cannot write sysctl ${key}=${value}: no such file`);
       values.set(key, value);
       writes.push(`${key}=${value}`);
     },

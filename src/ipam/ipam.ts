@@ -318,10 +318,15 @@ export class Ipam {
     if (families.length === 0) return { ipv4: [], ipv6: [], warnings: [] };
     const what = `assigning an address to handle "${handle}" on host "${host}"`;
     checkAborted(req.signal, what);
-    const [policy, node] = await Promise.all([
+    // The host's block list and the handle are read alongside the policy, so
+    // an allocation from the host's own block takes three round trips: this
+    // one, the block, the commit.
+    const [policy, node, prefetched] = await Promise.all([
       loadPolicy(this.store),
       loadNodeLabels(this.store, host),
+      readKeys(this.#backend, [this.keys.host(host), this.keys.handle(handle)]),
     ]);
+    let initial: ReadCache | undefined = prefetched;
     const warnings = [...policy.warnings, ...node.warnings];
     const pools = new Map<IPFamily, PoolInfo[]>();
     for (const f of families) {
@@ -348,7 +353,9 @@ export class Ipam {
         attributes,
         knownTaken,
         hint,
+        initial,
       );
+      initial = undefined;
       const result = await plan.change.commit(this.#backend);
       if (result.succeeded) return plan.ips;
       // A claimed block that turns out to exist (with no host, so it was not
@@ -370,6 +377,7 @@ export class Ipam {
     attributes: AllocationAttributes,
     knownTaken: ReadonlySet<string>,
     hint: readonly string[],
+    initial: ReadCache | undefined,
   ): Promise<{
     change: ChangeSet;
     ips: Map<IPFamily, string[]>;
@@ -380,7 +388,7 @@ export class Ipam {
     const alloc: NewAllocation = { handle, attributes, now: iso(nowMs) };
     const hostKey = this.keys.host(host);
     const handleKey = this.keys.handle(handle);
-    const first = await readKeys(this.#backend, [hostKey, handleKey, ...hint]);
+    const first = await readKeys(this.#backend, [hostKey, handleKey, ...hint], initial);
     const hostEntry = first.get(hostKey);
     const handleEntry = first.get(handleKey);
     const hostRec: HostRecord = hostEntry ? parseHostRecord(hostEntry) : { host, blocks: [] };
@@ -858,7 +866,18 @@ export class Ipam {
       blocks: 0,
     }));
     const out: BlockUsage[] = [];
-    for (const { block } of blocks) {
+    const ordered = blocks
+      .map(({ block }) => ({ block, cidr: blockCIDR(block) }))
+      .sort((a, b) =>
+        a.cidr.family !== b.cidr.family
+          ? a.cidr.family - b.cidr.family
+          : a.cidr.network < b.cidr.network
+            ? -1
+            : a.cidr.network > b.cidr.network
+              ? 1
+              : 0,
+      );
+    for (const { block } of ordered) {
       const cidr = blockCIDR(block);
       const pool = poolOf(policy.pools, cidr);
       const inUse = allocatedCount(block);

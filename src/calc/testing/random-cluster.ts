@@ -92,8 +92,10 @@ function rule(r: Random): Doc {
   if (protocol !== undefined) out["protocol"] = protocol;
   if (r.chance(0.08)) out["notProtocol"] = r.pick(["UDP", "TCP", 1]);
   if (protocol === "ICMP") {
-    if (r.chance(0.5)) out["icmp"] = r.chance(0.5) ? { type: 8 } : { type: 8, code: 0 };
-    else if (r.chance(0.5)) out["notICMP"] = { type: 0 };
+    const icmp = r.int(4);
+    if (icmp === 0) out["icmp"] = { type: 8 };
+    else if (icmp === 1) out["icmp"] = { type: 8, code: 0 };
+    else if (icmp === 2) out["notICMP"] = { type: 0 };
   }
   if (r.chance(0.05)) out["ipVersion"] = r.pick([4, 6]);
   const ports = protocol === "TCP" || protocol === "UDP" || protocol === 6 || protocol === "SCTP";

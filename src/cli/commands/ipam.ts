@@ -73,7 +73,7 @@ export function formatDuration(ms: number): string {
 
 function percent(part: bigint, whole: bigint): string {
   if (whole === 0n) return "0%";
-  return `${Number((part * 100n) / whole)}%`;
+  return `${Number((part * 200n + whole) / (whole * 2n))}%`; // rounded
 }
 
 function amount(part: bigint, whole: bigint): string {
@@ -176,52 +176,41 @@ export function formatReport(report: IpamReport): string {
   const lines = [
     `Checked ${s.pools} pool(s), ${s.blocks} block(s), ${s.allocations} allocation(s) (${s.unmanaged} not made for a workload), ${s.workloadEndpoints} workload endpoint(s), ${s.nodes} node(s).`,
   ];
-  const section = (title: string, rows: string[][]) => {
+  const section = (title: string, headers: string[], rows: string[][]) => {
     lines.push(`${title}: ${rows.length}`);
-    if (rows.length > 0) {
-      lines.push(
-        ...formatTable(rows[0] as string[], rows.slice(1))
-          .trimEnd()
-          .split("\n")
-          .map((l) => `  ${l}`),
-      );
-    }
+    if (rows.length === 0) return;
+    lines.push(
+      ...formatTable(headers, rows)
+        .trimEnd()
+        .split("\n")
+        .map((l) => `  ${l}`),
+    );
   };
-  const leaks = report.leakedAllocations;
   section(
     "Allocations with no endpoint",
-    leaks.length === 0
-      ? []
-      : [
-          ["IP", "Handle", "Endpoint", "Host", "Allocated"],
-          ...leaks.map((l) => [
-            l.ip,
-            l.handle,
-            `${l.attributes["namespace"] ?? "default"}/${l.attributes["workloadEndpoint"] ?? ""}`,
-            l.host ?? "(none)",
-            l.allocatedAt,
-          ]),
-        ],
+    ["IP", "Handle", "Endpoint", "Host", "Allocated"],
+    report.leakedAllocations.map((l) => [
+      l.ip,
+      l.handle,
+      `${l.attributes["namespace"] ?? "default"}/${l.attributes["workloadEndpoint"] ?? ""}`,
+      l.host ?? "(none)",
+      l.allocatedAt,
+    ]),
   );
-  const eps = report.endpointsWithoutAllocation;
   section(
     "Endpoints with no allocation",
-    eps.length === 0
-      ? []
-      : [
-          ["Endpoint", "IP", "Reason"],
-          ...eps.map((e) => [`${e.namespace}/${e.name}`, e.ip, e.reason]),
-        ],
+    ["Endpoint", "IP", "Reason"],
+    report.endpointsWithoutAllocation.map((e) => [`${e.namespace}/${e.name}`, e.ip, e.reason]),
   );
-  const blocks = report.blocksWithoutHost;
   section(
     "Blocks with no host",
-    blocks.length === 0
-      ? []
-      : [
-          ["Block", "Host", "Allocations", "Reason"],
-          ...blocks.map((b) => [b.cidr, b.host ?? "(none)", String(b.allocations), b.reason]),
-        ],
+    ["Block", "Host", "Allocations", "Reason"],
+    report.blocksWithoutHost.map((b) => [
+      b.cidr,
+      b.host ?? "(none)",
+      String(b.allocations),
+      b.reason,
+    ]),
   );
   lines.push(`Inconsistent records: ${report.problems.length}`);
   for (const p of report.problems) lines.push(`  ${p.key}: ${p.message}`);

@@ -1,0 +1,244 @@
+// ADD: give a workload its network.
+//
+//   1 check the netns and the endpoint-to-be (nothing done yet)
+//   2 addresses from IPAM (in-process, or the delegated IPAM plugin)
+//   3 veth pair: host side tw<hash> (ee:ee:ee:ee:ee:ee), peer in CNI_NETNS as CNI_IFNAME
+//   4 host side: sysctls, up, /32 (/128) routes (proto 116)
+//   5 workload side: up, addresses, 169.254.1.1 link route, default routes
+//   6 the WorkloadEndpoint
+//   7 wait until the agent reports the endpoint's policy programmed
+//
+// Every step that changed something pushes its undo; any failure runs the
+// undos in reverse (endpoint deleted, veth removed, addresses released) and
+// reports the first error: a failed ADD leaves nothing behind. Undo only
+// ever touches what this ADD made (the addresses it got, the veth it
+// created, the endpoint revision it wrote), never what was there before.
+import { endpointStatusKey } from "../datastore/endpoint-status.js";
+import { isErrorCode } from "../util/errors.js";
+import type { NetConf } from "./cni-config.js";
+import { CNI_ERROR, CniError, cniErrorFrom } from "./cni-error.js";
+import { mergeResults, parsePrevResult } from "./cni-result.js";
+import type { CniResult } from "./cni-result.js";
+import type { Session } from "./cni-session.js";
+import type { EndpointIdentity } from "./endpoint-identity.js";
+import {
+  WORKLOAD_ENDPOINT,
+  buildWorkloadEndpoint,
+  checkWorkloadEndpoint,
+} from "./endpoint-resource.js";
+import { HOST_SIDE_MAC, IPV4_GATEWAY, IPV6_GATEWAY } from "./netlink.js";
+import type { WorkloadAddresses } from "./netlink.js";
+import { waitForProgrammed } from "./policy-wait.js";
+import { assignAddresses, releaseAddresses } from "./twill-ipam.js";
+
+interface Undo {
+  what: string;
+  run(): Promise<unknown>;
+}
+
+export async function cmdAdd(session: Session): Promise<CniResult> {
+  const { conf, env, deps } = session;
+  const id = session.identity();
+  const undos: Undo[] = [];
+  let step = "checking the request";
+  try {
+    if (await deps.netlink.isOwnNetns(env.netns)) {
+      throw new CniError(
+        CNI_ERROR.invalidNetns,
+        "invalid CNI_NETNS",
+        `CNI_NETNS ${env.netns} is the plugin's own network namespace`,
+      );
+    }
+    if (!(await deps.netlink.netnsExists(env.netns))) {
+      throw new CniError(
+        CNI_ERROR.invalidEnvironment,
+        "invalid CNI_NETNS",
+        `CNI_NETNS ${env.netns} does not exist`,
+      );
+    }
+    const prev = conf.prevResult !== undefined ? parsePrevResult(conf.prevResult) : undefined;
+    // Fail on a bad endpoint before anything is changed.
+    checkWorkloadEndpoint(buildWorkloadEndpoint(id, conf, { addresses: {} }));
+
+    step = "assigning addresses";
+    const { addresses, dns } = await assign(session, id);
+    undos.push({
+      what: "releasing the addresses",
+      run: () => unassign(session, id, addresses),
+    });
+
+    step = "creating the veth pair";
+    const vethSpec = { hostInterface: id.hostInterface, netns: env.netns, ifname: env.ifname };
+    await deps.netlink.createVeth({
+      ...vethSpec,
+      ...(conf.mtu !== undefined ? { mtu: conf.mtu } : {}),
+      ...(conf.requestedMac !== undefined ? { containerMac: conf.requestedMac } : {}),
+    });
+    undos.push({
+      what: `deleting interface "${id.hostInterface}"`,
+      run: () => deps.netlink.deleteHostInterface(id.hostInterface),
+    });
+
+    step = "configuring the host side";
+    await deps.netlink.configureHostSide(id.hostInterface, addresses);
+    step = "configuring the workload side";
+    const { mac } = await deps.netlink.configureWorkloadSide(env.netns, env.ifname, addresses);
+
+    step = "writing the workload endpoint";
+    const wep = buildWorkloadEndpoint(id, conf, { addresses, mac });
+    checkWorkloadEndpoint(wep);
+    const { store } = await session.datastore();
+    const written = (await store.apply(wep)).resource;
+    const resourceVersion = written.metadata.resourceVersion ?? "0";
+    const statusKey = endpointStatusKey(store.prefix, {
+      node: id.node,
+      namespace: id.namespace,
+      name: id.wepName,
+    });
+    undos.push({
+      what: `deleting workload endpoint "${id.wepName}"`,
+      run: async () => {
+        try {
+          await store.delete(WORKLOAD_ENDPOINT, id.wepName, {
+            namespace: id.namespace,
+            resourceVersion,
+          });
+        } catch (err) {
+          // Changed since (someone else's now) or already gone: leave it.
+          if (!isErrorCode(err, "Conflict") && !isErrorCode(err, "NotFound")) throw err;
+        }
+        await store.backend.txn({ compare: [], success: [{ type: "delete", key: statusKey }] });
+      },
+    });
+
+    if (conf.policy.waitForProgrammed) {
+      step = "waiting for the endpoint's policy";
+      await waitForProgrammed({
+        backend: store.backend,
+        key: statusKey,
+        resourceVersion,
+        timeoutMs: conf.policy.timeoutSeconds * 1000,
+        what: `workload endpoint "${id.wepName}" in namespace "${id.namespace}" (revision ${resourceVersion})`,
+      });
+    }
+    return mergeResults(prev, addResult(conf, id, env.netns, env.ifname, addresses, mac, dns));
+  } catch (err) {
+    const failure = cniErrorFrom(err, `ADD failed while ${step}`);
+    for (const undo of undos.reverse()) {
+      try {
+        await undo.run();
+      } catch (undoErr) {
+        deps.log({
+          level: "error",
+          msg: `rollback step failed: ${undo.what}`,
+          error: undoErr instanceof Error ? undoErr.message : String(undoErr),
+          containerID: env.containerId,
+        });
+      }
+    }
+    throw failure;
+  }
+}
+
+/** Addresses for the attachment, from twill's IPAM or the delegated plugin. */
+async function assign(
+  session: Session,
+  id: EndpointIdentity,
+): Promise<{ addresses: WorkloadAddresses; dns?: CniResult["dns"] }> {
+  const { conf, env, deps } = session;
+  if (session.inProcessIpam) {
+    const { ipam } = await session.datastore();
+    const requested = [...conf.requestedIPs];
+    const ipArg = env.args.get("IP");
+    if (requested.length === 0 && ipArg !== undefined && ipArg !== "") {
+      requested.push(...ipArg.split(",").map((ip) => ip.split("/")[0] as string));
+    }
+    const attributes: Record<string, string> = {
+      node: id.node,
+      namespace: id.namespace,
+      containerID: id.containerId,
+      workloadEndpoint: id.wepName,
+    };
+    if (id.pod !== undefined) attributes["pod"] = id.pod;
+    const got = await assignAddresses(ipam, {
+      node: id.node,
+      handle: id.handle,
+      attributes,
+      settings: conf.ipam,
+      requested,
+    });
+    for (const warning of got.warnings) deps.log({ level: "warning", msg: warning });
+    const addresses: WorkloadAddresses = {};
+    if (got.ipv4 !== undefined) addresses.ipv4 = got.ipv4;
+    if (got.ipv6 !== undefined) addresses.ipv6 = got.ipv6;
+    return { addresses };
+  }
+  const stdout = await session.delegateIpam("ADD");
+  let result: CniResult;
+  try {
+    result = parsePrevResult(JSON.parse(stdout));
+  } catch (err) {
+    await session.delegateIpam("DEL").catch(() => undefined);
+    throw cniErrorFrom(err, `IPAM plugin "${conf.ipam.type}" returned an unreadable result`);
+  }
+  const addresses: WorkloadAddresses = {};
+  for (const ip of result.ips ?? []) {
+    const bare = ip.address.split("/")[0] as string;
+    if (bare.includes(":")) addresses.ipv6 ??= bare;
+    else addresses.ipv4 ??= bare;
+  }
+  if (addresses.ipv4 === undefined && addresses.ipv6 === undefined) {
+    await session.delegateIpam("DEL").catch(() => undefined);
+    throw new CniError(
+      CNI_ERROR.invalidConfig,
+      `IPAM plugin "${conf.ipam.type}" returned no address`,
+      stdout.slice(0, 500),
+    );
+  }
+  return result.dns ? { addresses, dns: result.dns } : { addresses };
+}
+
+async function unassign(
+  session: Session,
+  id: EndpointIdentity,
+  addresses: WorkloadAddresses,
+): Promise<void> {
+  if (session.inProcessIpam) {
+    const { ipam } = await session.datastore();
+    await releaseAddresses(ipam, id.handle, addresses);
+    return;
+  }
+  await session.delegateIpam("DEL");
+}
+
+function addResult(
+  conf: NetConf,
+  id: EndpointIdentity,
+  netns: string,
+  ifname: string,
+  addresses: WorkloadAddresses,
+  mac: string,
+  ipamDns: CniResult["dns"],
+): CniResult {
+  const mtu = conf.mtu !== undefined ? { mtu: conf.mtu } : {};
+  const result: CniResult = {
+    cniVersion: conf.cniVersion,
+    interfaces: [
+      { name: id.hostInterface, mac: HOST_SIDE_MAC, ...mtu },
+      { name: ifname, mac, ...mtu, sandbox: netns },
+    ],
+    ips: [],
+    routes: [],
+  };
+  if (addresses.ipv4 !== undefined) {
+    result.ips?.push({ address: `${addresses.ipv4}/32`, gateway: IPV4_GATEWAY, interface: 1 });
+    result.routes?.push({ dst: "0.0.0.0/0", gw: IPV4_GATEWAY });
+  }
+  if (addresses.ipv6 !== undefined) {
+    result.ips?.push({ address: `${addresses.ipv6}/128`, gateway: IPV6_GATEWAY, interface: 1 });
+    result.routes?.push({ dst: "::/0", gw: IPV6_GATEWAY });
+  }
+  const dns = conf.dns ?? ipamDns;
+  result.dns = dns ?? {};
+  return result;
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+// The CNI plugin executable: `twill` (main plugin) and `twill-ipam` (IPAM
+// only) are this one file; the mode comes from the name it was run as
+// (argv[1], e.g. a symlink or the installed wrapper) or `--ipam`, else from
+// the config's `type`.
+//
+// Start-up is most of a CNI call's cost, so this file loads nothing heavy
+// before it knows the command: VERSION is answered with the core alone; the
+// datastore client (etcd's JSON gateway over node:http, not the gRPC client),
+// IPAM and the schemas are imported only for commands that need them.
+import { basename } from "node:path";
+import type { CniDeps } from "./cni-deps.js";
+import { runCni } from "./run-cni.js";
+import type { PluginMode } from "./run-cni.js";
+
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) return "";
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+async function realDeps(): Promise<CniDeps> {
+  const [{ Iproute2 }, { TWILL_ROUTE_PROTOCOL }, { execPlugin }, os] = await Promise.all([
+    import("./iproute2.js"),
+    import("../api/schemas/felix-configuration.js"),
+    import("./exec-plugin.js"),
+    import("node:os"),
+  ]);
+  return {
+    netlink: new Iproute2({ routeProtocol: TWILL_ROUTE_PROTOCOL }),
+    openDatastore: async (options) => {
+      const [{ EtcdHttpBackend }, { ResourceStore }, { Ipam }] = await Promise.all([
+        import("./etcd-http-backend.js"),
+        import("../datastore/resource-store.js"),
+        import("../ipam/ipam.js"),
+      ]);
+      const backend = new EtcdHttpBackend({
+        endpoints: options.endpoints,
+        ...(options.tls ? { tls: options.tls } : {}),
+        ...(options.username !== undefined ? { username: options.username } : {}),
+        ...(options.password !== undefined ? { password: options.password } : {}),
+      });
+      const store = new ResourceStore(
+        backend,
+        options.prefix !== undefined ? { prefix: options.prefix } : {},
+      );
+      return { store, ipam: new Ipam(store), close: () => backend.close() };
+    },
+    execPlugin,
+    hostname: () => os.hostname(),
+    now: () => Date.now(),
+    log: (entry) => {
+      process.stderr.write(
+        `${JSON.stringify({ time: new Date().toISOString(), plugin: "twill", ...entry })}\n`,
+      );
+    },
+  };
+}
+
+function modeOf(argv: readonly string[]): PluginMode | undefined {
+  if (argv.includes("--ipam")) return "ipam";
+  const name = basename(argv[1] ?? "");
+  return name === "twill-ipam" || name.startsWith("twill-ipam.") ? "ipam" : undefined;
+}
+
+async function main(): Promise<number> {
+  let stdin: string;
+  try {
+    stdin = await readStdin();
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    process.stdout.write(
+      `${JSON.stringify({ cniVersion: "1.1.0", code: 5, msg: "error reading stdin", details: msg })}\n`,
+    );
+    return 1;
+  }
+  const env = process.env;
+  // VERSION (and a missing or unknown command) need no deps at all.
+  const needsDeps = env["CNI_COMMAND"] !== "VERSION";
+  const deps = needsDeps ? await realDeps() : (undefined as unknown as CniDeps);
+  const mode = modeOf(process.argv);
+  const outcome = await runCni(env, stdin, deps, mode ? { mode } : {});
+  await new Promise<void>((resolve) => process.stdout.write(outcome.stdout, () => resolve()));
+  return outcome.exitCode;
+}
+
+process.exit(await main());

@@ -1,0 +1,283 @@
+// The dataplane manager: the calc's messages in, the kernel converged out.
+//
+//   onMessages(msgs) ── applyMessage ──► DesiredDataplane    (stash, mark dirty: no I/O)
+//   onLinkChange(name)  ──────────────►  routes/sysctls dirty (no I/O)
+//   configure(settings) ──────────────►  re-render, drivers reconfigured
+//   apply():
+//     1 render the ruleset (pure) → NftDriver: one transaction, the minimal delta
+//     2 sysctls: global forwarding; each workload interface that is up
+//     3 RouteDriver: routes of workloads whose interface is up
+//     4 status per local workload endpoint: programmed / pending / error
+//
+// Policy first: if nftables refuses, apply() throws before any route or
+// sysctl changes, the manager stays dirty, and the agent counts a failure
+// (too many in a row and it exits rather than run with policy it could not
+// program). Routes and sysctls that fail are reported per endpoint and
+// retried at the next apply; they never open traffic, since an interface
+// with twill's prefix that has no programmed endpoint gets nothing.
+//
+// Nothing is written before the calc's in-sync: apply() refuses until then.
+import type { DataplaneMessage } from "../calc/messages.js";
+import { TwillError, isErrorCode } from "../util/errors.js";
+import { applyMessage, emptyDesiredDataplane } from "./desired-state.js";
+import type { DesiredDataplane } from "./desired-state.js";
+import type { Link } from "./link-monitor.js";
+import { NftDriver } from "./nft-driver.js";
+import type { NftApplyResult, NftKernel } from "./nft-driver.js";
+import { nftNames, renderRuleset } from "./render-nft.js";
+import type { RenderConfig, RenderedRuleset } from "./render-nft.js";
+import { RouteDriver } from "./route-driver.js";
+import type { RouteApplyResult, RouteTable } from "./route-driver.js";
+import { SysctlDriver } from "./sysctl-driver.js";
+import type { Sysctls } from "./sysctl-driver.js";
+
+export interface DataplaneSettings {
+  render: RenderConfig;
+  routeProtocol: number;
+  ipv6: boolean;
+  /** Turn IP forwarding on (ipForwarding Enabled). */
+  forwarding: boolean;
+  /** Strict rp_filter on workload interfaces (off when workloads may spoof). */
+  strictRpFilter: boolean;
+  /** Program no routes at all (routeSyncDisabled). */
+  routeSyncDisabled: boolean;
+}
+
+export interface DataplaneDeps {
+  nft: NftKernel;
+  routes: RouteTable;
+  sysctls: Sysctls;
+  /** Whether an interface exists and is up (the link monitor). */
+  isUp(name: string): boolean;
+}
+
+export type EndpointState = "programmed" | "pending" | "error";
+
+export interface EndpointProgramming {
+  id: string;
+  namespace: string;
+  name: string;
+  state: EndpointState;
+  /** Why it is pending or in error. */
+  message?: string;
+}
+
+export interface ApplyResult {
+  nft: NftApplyResult;
+  routes: RouteApplyResult;
+  sysctlWrites: number;
+  /** Local workload endpoints by id. */
+  endpoints: Map<string, EndpointProgramming>;
+}
+
+export class Dataplane {
+  readonly #deps: DataplaneDeps;
+  #settings: DataplaneSettings;
+  readonly #state: DesiredDataplane = emptyDesiredDataplane();
+  readonly #nft: NftDriver;
+  readonly #routes: RouteDriver;
+  readonly #sysctls: SysctlDriver;
+  #renderDirty = true;
+  #linksDirty = true;
+  #rendered: RenderedRuleset | undefined;
+  /** Interface → local workload endpoint ids using it. */
+  readonly #byInterface = new Map<string, Set<string>>();
+  #lastStatus = new Map<string, EndpointProgramming>();
+
+  constructor(deps: DataplaneDeps, settings: DataplaneSettings) {
+    this.#deps = deps;
+    this.#settings = settings;
+    this.#nft = new NftDriver(deps.nft);
+    this.#routes = new RouteDriver(deps.routes, { protocol: settings.routeProtocol, ipv6: settings.ipv6 });
+    this.#sysctls = new SysctlDriver(deps.sysctls, sysctlOptions(settings));
+  }
+
+  /** Stash the calc's messages (in flush order). No I/O. */
+  onMessages(msgs: readonly DataplaneMessage[]): void {
+    for (const msg of msgs) {
+      switch (msg.type) {
+        case "endpoint-update": {
+          const old = this.#state.endpoints.get(msg.endpoint.id);
+          if (old) this.#unindex(old.id, old.interfaceName);
+          if (msg.endpoint.kind === "workload") this.#index(msg.endpoint.id, msg.endpoint.interfaceName);
+          this.#linksDirty = true;
+          break;
+        }
+        case "endpoint-remove": {
+          const old = this.#state.endpoints.get(msg.id);
+          if (old) this.#unindex(old.id, old.interfaceName);
+          break;
+        }
+        case "route-update":
+          this.#routes.setRoute(msg.route.dst, msg.route.interfaceName);
+          break;
+        case "route-remove":
+          this.#routes.removeRoute(msg.dst);
+          break;
+        default:
+          break;
+      }
+      applyMessage(this.#state, msg);
+      this.#renderDirty = true;
+    }
+  }
+
+  /** An interface appeared, changed or went away (the link monitor). No I/O. */
+  onLinkChange(name: string, _link: Link | undefined): void {
+    if (!this.#byInterface.has(name)) return;
+    // Gone, down, or re-created under the same name (the kernel's defaults
+    // again): check its sysctls anew when it is up.
+    this.#sysctls.forget(name);
+    this.#routes.onLinkChange(name);
+    this.#linksDirty = true;
+  }
+
+  configure(settings: DataplaneSettings): void {
+    this.#settings = settings;
+    this.#routes.configure({ protocol: settings.routeProtocol, ipv6: settings.ipv6 });
+    this.#sysctls.configure(sysctlOptions(settings));
+    this.#renderDirty = true;
+    this.#linksDirty = true;
+  }
+
+  requestNftResync(): void {
+    this.#nft.requestResync();
+  }
+
+  requestRouteResync(): void {
+    this.#routes.requestResync();
+  }
+
+  get inSync(): boolean {
+    return this.#state.inSync;
+  }
+
+  /** Something to write (or to check) at the next apply. */
+  get dirty(): boolean {
+    return this.#renderDirty || this.#linksDirty || this.#nft.dirty || this.#routes.dirty;
+  }
+
+  /** The desired state (read-only use: explain, tests). */
+  get desired(): DesiredDataplane {
+    return this.#state;
+  }
+
+  /** Per-endpoint status after the last apply. */
+  get endpointStatus(): ReadonlyMap<string, EndpointProgramming> {
+    return this.#lastStatus;
+  }
+
+  stats(): { routes: number; pendingRoutes: number; programmedEndpoints: number } {
+    const r = this.#routes.stats();
+    let programmed = 0;
+    for (const s of this.#lastStatus.values()) if (s.state === "programmed") programmed++;
+    return { routes: r.routes, pendingRoutes: r.pending, programmedEndpoints: programmed };
+  }
+
+  async apply(signal?: AbortSignal): Promise<ApplyResult> {
+    if (!this.#state.inSync) {
+      throw new TwillError("Internal", "dataplane apply before the calc's in-sync: nothing may be written yet");
+    }
+    const { isUp } = this.#deps;
+    if (this.#renderDirty || !this.#rendered) {
+      // The flag clears before rendering: a render that throws is a bug, and
+      // repeating it at once would not help; the next message retries it.
+      this.#renderDirty = false;
+      this.#rendered = renderRuleset(this.#state, this.#settings.render);
+      this.#nft.setDesired(this.#rendered);
+    }
+    const rendered = this.#rendered;
+    const nft = await this.#nft.apply(signal);
+
+    // Sysctls before routes: a workload's first ARP must find proxy_arp on.
+    this.#linksDirty = false;
+    let sysctlWrites = await this.#sysctls.ensureGlobal();
+    const sysctlErrors = new Map<string, string>();
+    for (const name of this.#byInterface.keys()) {
+      if (!isUp(name) || this.#sysctls.isConfigured(name)) continue;
+      try {
+        sysctlWrites += await this.#sysctls.configureInterface(name);
+      } catch (err) {
+        // Gone between the link event and now: pending, the monitor will say.
+        if (!isErrorCode(err, "NotFound")) {
+          sysctlErrors.set(name, (err as Error).message);
+          this.#linksDirty = true;
+        }
+      }
+    }
+
+    const routes: RouteApplyResult = this.#settings.routeSyncDisabled
+      ? { changed: 0, failed: [], pending: [] }
+      : await this.#routes.apply(isUp, signal);
+    const routeErrors = new Map(routes.failed.map((f) => [f.dst, f.error]));
+
+    const endpoints = new Map<string, EndpointProgramming>();
+    const fromWl = rendered.maps.get("from-wl")?.elements;
+    const routesByEndpoint = new Map<string, string[]>();
+    for (const r of this.#state.routes.values()) {
+      const list = routesByEndpoint.get(r.endpointId) ?? [];
+      list.push(r.dst);
+      routesByEndpoint.set(r.endpointId, list);
+    }
+    for (const ep of this.#state.endpoints.values()) {
+      if (ep.kind !== "workload") continue;
+      const base = { id: ep.id, namespace: ep.namespace ?? "default", name: ep.name };
+      const status = (state: EndpointState, message?: string): EndpointProgramming =>
+        message === undefined ? { ...base, state } : { ...base, state, message };
+      const iface = ep.interfaceName;
+      if (iface === "") {
+        endpoints.set(ep.id, status("error", "the endpoint has no interfaceName"));
+        continue;
+      }
+      if (fromWl?.get(iface) !== `goto ${nftNames.workloadChain(ep.id, "from")}`) {
+        const owner = [...(this.#byInterface.get(iface) ?? [])].find((id) => id !== ep.id);
+        endpoints.set(
+          ep.id,
+          status(
+            "error",
+            owner === undefined
+              ? `interface "${iface}" cannot carry policy`
+              : `interface "${iface}" is already used by endpoint ${owner}`,
+          ),
+        );
+        continue;
+      }
+      const sysctlError = sysctlErrors.get(iface);
+      const routeError = (routesByEndpoint.get(ep.id) ?? []).map((d) => routeErrors.get(d)).find((e) => e);
+      if (sysctlError !== undefined || routeError !== undefined) {
+        endpoints.set(ep.id, status("error", sysctlError ?? routeError));
+      } else if (!isUp(iface)) {
+        endpoints.set(ep.id, status("pending", `interface "${iface}" is not up`));
+      } else if (
+        !this.#settings.routeSyncDisabled &&
+        (routesByEndpoint.get(ep.id) ?? []).some(
+          (d) => this.#routes.state(d) !== "programmed" && (this.#settings.ipv6 || !d.includes(":")),
+        )
+      ) {
+        endpoints.set(ep.id, status("pending", "routes not programmed yet"));
+      } else {
+        endpoints.set(ep.id, status("programmed"));
+      }
+    }
+    this.#lastStatus = endpoints;
+    return { nft, routes, sysctlWrites, endpoints };
+  }
+
+  #index(id: string, iface: string): void {
+    if (iface === "") return;
+    let s = this.#byInterface.get(iface);
+    if (!s) this.#byInterface.set(iface, (s = new Set()));
+    s.add(id);
+  }
+
+  #unindex(id: string, iface: string): void {
+    const s = this.#byInterface.get(iface);
+    if (!s) return;
+    s.delete(id);
+    if (s.size === 0) this.#byInterface.delete(iface);
+  }
+}
+
+function sysctlOptions(s: DataplaneSettings) {
+  return { ipv6: s.ipv6, forwarding: s.forwarding, strictRpFilter: s.strictRpFilter };
+}

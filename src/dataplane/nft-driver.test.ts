@@ -1,0 +1,278 @@
+// The nftables driver through one contract suite, run against the fake
+// kernel and against real nftables in a network namespace of our own; plus
+// the read-back parser on what the renderer writes for random clusters.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { CalcGraph } from "../calc/calc-graph.js";
+import { Random, randomCluster, randomEdit } from "../calc/testing/random-cluster.js";
+import type { Resource } from "../api/resource.js";
+import { applyMessage, emptyDesiredDataplane } from "./desired-state.js";
+import { NetnsPool, inNetns, netnsUnavailable } from "./netns-testkit.js";
+import type { Netns } from "./netns-testkit.js";
+import { NftDriver, fakeNftKernel, nftCommandKernel } from "./nft-driver.js";
+import type { NftKernel } from "./nft-driver.js";
+import { diffRulesets, parseNftListing } from "./nft-listing.js";
+import { renderFullTransaction, renderRuleset } from "./render-nft.js";
+import type { RenderConfig, RenderedRuleset } from "./render-nft.js";
+
+const CONFIG: RenderConfig = {
+  interfacePrefix: "tw",
+  defaultEndpointToHostAction: "Drop",
+  failsafeInbound: [
+    { protocol: "TCP", port: 22 },
+    { protocol: "TCP", port: 2379, net: "10.0.0.0/8" },
+  ],
+  failsafeOutbound: [{ protocol: "UDP", port: 53 }],
+  natOutgoingPools: ["10.65.0.0/16"],
+  allPools: ["10.65.0.0/16", "fd00::/64"],
+  logPrefix: "twill-packet",
+};
+
+function rulesetOf(resources: readonly Resource[]): RenderedRuleset {
+  const g = new CalcGraph({ hostname: "node-1" });
+  g.onUpdates(resources.map((resource) => ({ type: "put", resource })));
+  g.onUpdates([{ type: "status", status: "in-sync" }]);
+  return renderRuleset(g.flush().reduce(applyMessage, emptyDesiredDataplane()), CONFIG);
+}
+
+/** A cluster and the same cluster after a few edits: two rulesets a delta apart. */
+function twoRulesets(seed: number): [RenderedRuleset, RenderedRuleset] {
+  const r = new Random(seed);
+  let state: Resource[] = randomCluster(r);
+  const first = rulesetOf(state);
+  // Edit until this host's ruleset changes (many edits touch other hosts only).
+  for (let step = 0; step < 50; step++) {
+    state = randomEdit(r, state, step);
+    const next = rulesetOf(state);
+    if (step >= 3 && diffRulesets(first, next).length > 0) return [first, next];
+  }
+  throw new Error(`seed ${seed}: no edit changed the ruleset`);
+}
+
+/** A kernel that records transactions and can be told to fail the next one. */
+function recording(kernel: NftKernel) {
+  const scripts: string[] = [];
+  let failRuns = 0;
+  const k: NftKernel & { scripts: string[]; failNextRun(): void } = {
+    scripts,
+    failNextRun: () => {
+      failRuns++;
+    },
+    async run(script, signal) {
+      if (failRuns > 0) {
+        failRuns--;
+        throw new Error("injected: nft refused the transaction");
+      }
+      await kernel.run(script, signal);
+      scripts.push(script);
+    },
+    list: (signal) => kernel.list(signal),
+  };
+  return k;
+}
+
+interface Harness {
+  kernel: ReturnType<typeof recording>;
+  /** Someone else changes our table: the forward chain loses its rules. */
+  tamper(): Promise<void>;
+  /** What the kernel holds, parsed. */
+  holds(): Promise<RenderedRuleset | undefined>;
+}
+
+function contract(name: string, make: () => Promise<Harness>, skip?: string) {
+  describe(`nft driver contract: ${name}`, { skip }, () => {
+    let h: Harness;
+    const [r1, r2] = twoRulesets(7);
+    before(async () => {
+      h = await make();
+    });
+    const assertHolds = async (want: RenderedRuleset) => {
+      const got = await h.holds();
+      assert.ok(got, "the table exists");
+      assert.deepEqual(diffRulesets(got, want), []);
+    };
+
+    it("creates the whole table in one transaction on first apply", async () => {
+      const d = new NftDriver(h.kernel);
+      d.setDesired(r1);
+      const res = await d.apply();
+      assert.equal(res.wrote, "full");
+      assert.deepEqual(res.drift, ["table missing"]);
+      assert.equal(h.kernel.scripts.length, 1);
+      assert.match(
+        h.kernel.scripts[0] ?? "",
+        /^table inet twill\ndelete table inet twill\ntable inet twill \{/,
+      );
+      assert.equal(d.dirty, false);
+      await assertHolds(r1);
+    });
+
+    it("a new driver over a table that already matches writes nothing", async () => {
+      const d = new NftDriver(h.kernel);
+      d.setDesired(r1);
+      const res = await d.apply();
+      assert.deepEqual(res, { wrote: "nothing", bytes: 0, drift: [] });
+      assert.equal(h.kernel.scripts.length, 1);
+    });
+
+    it("writes later changes as a delta, never replacing the table", async () => {
+      const d = new NftDriver(h.kernel);
+      d.setDesired(r1);
+      await d.apply();
+      d.setDesired(r2);
+      const res = await d.apply();
+      assert.equal(res.wrote, "delta");
+      const script = h.kernel.scripts.at(-1) ?? "";
+      assert.doesNotMatch(script, /delete table/);
+      await assertHolds(r2);
+      // Nothing changed: nothing written.
+      d.setDesired(r2);
+      assert.equal((await d.apply()).wrote, "nothing");
+    });
+
+    it("a restarted driver reaches a changed ruleset by a delta from what the kernel holds", async () => {
+      const d = new NftDriver(h.kernel);
+      d.setDesired(r1);
+      const res = await d.apply();
+      assert.equal(res.wrote, "delta");
+      assert.ok(res.drift.length > 0);
+      assert.doesNotMatch(h.kernel.scripts.at(-1) ?? "", /delete table/);
+      await assertHolds(r1);
+    });
+
+    it("repairs a table someone changed, at the next read-back", async () => {
+      const d = new NftDriver(h.kernel);
+      d.setDesired(r1);
+      await d.apply();
+      await h.tamper();
+      // Without a read-back the driver trusts what it wrote.
+      assert.equal((await d.apply()).wrote, "nothing");
+      d.requestResync();
+      const res = await d.apply();
+      assert.equal(res.wrote, "delta");
+      assert.ok(
+        res.drift.some((x) => x.startsWith("chain forward")),
+        res.drift.join("; "),
+      );
+      await assertHolds(r1);
+    });
+
+    it("a refused transaction leaves the driver dirty; the next apply reads back and succeeds", async () => {
+      const d = new NftDriver(h.kernel);
+      d.setDesired(r1);
+      await d.apply();
+      d.setDesired(r2);
+      h.kernel.failNextRun();
+      await assert.rejects(d.apply(), /injected/);
+      assert.equal(d.dirty, true);
+      await assertHolds(r1);
+      const res = await d.apply();
+      assert.equal(res.wrote, "delta");
+      await assertHolds(r2);
+    });
+  });
+}
+
+contract("fake kernel", async () => {
+  const fake = fakeNftKernel();
+  return {
+    kernel: recording(fake),
+    tamper: async () => {
+      fake.table?.chains.set("forward", []);
+    },
+    holds: async () => fake.table,
+  };
+});
+
+const why = netnsUnavailable();
+const pool = new NetnsPool();
+after(() => pool.cleanup());
+
+function realHarness(ns: Netns): Harness {
+  const kernel = recording(nftCommandKernel(inNetns(ns.name)));
+  return {
+    kernel,
+    tamper: async () => {
+      await ns.sh("nft", "flush", "chain", "inet", "twill", "forward");
+    },
+    holds: async () => {
+      const text = await kernel.list();
+      return text === undefined ? undefined : parseNftListing(text).ruleset;
+    },
+  };
+}
+
+contract("nftables in a network namespace", async () => realHarness(await pool.create("nft")), why);
+
+describe("nft driver against the kernel: what only the kernel shows", { skip: why }, () => {
+  let ns: Netns;
+  before(async () => {
+    ns = await pool.create("nft2");
+  });
+
+  it("reads back exactly what the renderer wrote, for many random clusters", async () => {
+    const kernel = nftCommandKernel(inNetns(ns.name));
+    for (let seed = 1; seed <= 12; seed++) {
+      const r = rulesetOf(randomCluster(new Random(seed)));
+      await kernel.run(renderFullTransaction(r));
+      const text = await kernel.list();
+      assert.ok(text !== undefined);
+      const parsed = parseNftListing(text);
+      assert.deepEqual(parsed.extra, [], `seed ${seed}`);
+      assert.deepEqual(diffRulesets(parsed.ruleset, r), [], `seed ${seed}`);
+    }
+  });
+
+  it("replaces the whole table when it holds things the renderer never writes", async () => {
+    const [r1] = twoRulesets(3);
+    const kernel = recording(nftCommandKernel(inNetns(ns.name)));
+    const d = new NftDriver(kernel);
+    d.setDesired(r1);
+    await d.apply();
+    await ns.sh("nft", "add", "set", "inet", "twill", "intruder", "{ type ipv4_addr; size 16; }");
+    d.requestResync();
+    const res = await d.apply();
+    assert.equal(res.wrote, "full");
+    assert.ok(
+      res.drift.some((x) => x.includes("intruder")),
+      res.drift.join("; "),
+    );
+    const text = await kernel.list();
+    assert.doesNotMatch(text ?? "", /intruder/);
+  });
+
+  it("leaves other tables alone", async () => {
+    await ns.sh("nft", "add", "table", "inet", "someone-else");
+    const [r1, r2] = twoRulesets(5);
+    const d = new NftDriver(nftCommandKernel(inNetns(ns.name)));
+    d.setDesired(r1);
+    await d.apply();
+    d.setDesired(r2);
+    await d.apply();
+    assert.match(await ns.sh("nft", "list", "tables"), /table inet someone-else/);
+  });
+});
+
+describe("fake nft kernel honesty", () => {
+  it("refuses deleting a chain that is still referenced, changing nothing", async () => {
+    const fake = fakeNftKernel();
+    const [r1] = twoRulesets(7);
+    await fake.run(renderFullTransaction(r1));
+    const before = renderFullTransaction(fake.table!);
+    await assert.rejects(
+      fake.run("flush chain inet twill from-wl-dispatch\ndelete chain inet twill input\n"),
+      /busy|No such/,
+    );
+    assert.equal(renderFullTransaction(fake.table!), before);
+  });
+
+  it("refuses a rule that names a set that does not exist", async () => {
+    const fake = fakeNftKernel();
+    await fake.run("table inet twill\nadd chain inet twill c\n");
+    await assert.rejects(
+      fake.run("add rule inet twill c ip saddr @nope drop\n"),
+      /no set or map "nope"/,
+    );
+    await assert.rejects(fake.run("frobnicate\n"), /does not understand/);
+  });
+});

@@ -1,0 +1,410 @@
+// The nftables driver: keeps twill's table (`inet twill`) equal to the
+// renderer's desired ruleset, in one `nft -f -` transaction per apply.
+//
+//   setDesired(r) ──► apply():
+//     read back needed? (first apply, nftablesRefreshInterval, after a failure)
+//       ├─ no table              → full transaction (table created atomically)
+//       ├─ kernel == desired     → nothing (a restart with unchanged resources
+//       │                          writes nothing: no established flow notices)
+//       ├─ kernel readable       → renderDelta(kernel, desired): the minimal repair;
+//       │                          if nft refuses it, the full transaction
+//       └─ kernel not ours/odd   → full transaction (flush and recreate in ONE
+//                                  transaction, so no packet sees an empty table)
+//     otherwise                  → renderDelta(last written, desired), or nothing
+//
+// A failed transaction changes nothing in the kernel (nft is atomic); the
+// driver stays dirty and reads the kernel back before its next attempt.
+// Every object lives in our own table, so a fresh process finds all of it by
+// reading that one table.
+import { TwillError } from "../util/errors.js";
+import { diffRulesets, parseNftListing } from "./nft-listing.js";
+import { NFT_FAMILY, NFT_TABLE, renderDelta, renderFullTransaction } from "./render-nft.js";
+import type { RenderedRuleset, RenderedSet } from "./render-nft.js";
+import type { RunCommand } from "./run-command.js";
+import { stderrSummary } from "./run-command.js";
+
+/** The OS facility: run a transaction, list our table. */
+export interface NftKernel {
+  /** Run one transaction atomically; TwillError with nft's message when refused (nothing changed). */
+  run(script: string, signal?: AbortSignal): Promise<void>;
+  /** The text of `nft list table inet twill`, or undefined when there is no such table. */
+  list(signal?: AbortSignal): Promise<string | undefined>;
+}
+
+export interface NftApplyResult {
+  wrote: "nothing" | "delta" | "full";
+  /** Length of the transaction written. */
+  bytes: number;
+  /** On a read-back: how the kernel differed from what was wanted (empty when it matched). */
+  drift: string[];
+}
+
+export class NftDriver {
+  readonly #kernel: NftKernel;
+  #desired: RenderedRuleset | undefined;
+  #lastWritten: RenderedRuleset | undefined;
+  #resyncNeeded = true;
+  #dirty = false;
+
+  constructor(kernel: NftKernel) {
+    this.#kernel = kernel;
+  }
+
+  setDesired(r: RenderedRuleset): void {
+    this.#desired = r;
+    this.#dirty = true;
+  }
+
+  /** Read the kernel back before the next write (periodic refresh, suspected drift). */
+  requestResync(): void {
+    this.#resyncNeeded = true;
+    this.#dirty = true;
+  }
+
+  get dirty(): boolean {
+    return this.#dirty;
+  }
+
+  /** The ruleset the kernel holds as far as the driver knows (after a successful apply). */
+  get current(): RenderedRuleset | undefined {
+    return this.#lastWritten;
+  }
+
+  async apply(signal?: AbortSignal): Promise<NftApplyResult> {
+    const desired = this.#desired;
+    if (desired === undefined) return { wrote: "nothing", bytes: 0, drift: [] };
+    try {
+      const result = this.#resyncNeeded
+        ? await this.#reconcile(desired, signal)
+        : await this.#write(renderDelta(this.#lastWritten ?? desired, desired), "delta", signal);
+      this.#lastWritten = desired;
+      this.#resyncNeeded = false;
+      if (this.#desired === desired) this.#dirty = false;
+      return result;
+    } catch (err) {
+      this.#resyncNeeded = true;
+      this.#dirty = true;
+      throw err;
+    }
+  }
+
+  async #write(
+    script: string,
+    kind: "delta" | "full",
+    signal?: AbortSignal,
+  ): Promise<NftApplyResult> {
+    if (script === "") return { wrote: "nothing", bytes: 0, drift: [] };
+    await this.#kernel.run(script, signal);
+    return { wrote: kind, bytes: script.length, drift: [] };
+  }
+
+  async #reconcile(desired: RenderedRuleset, signal?: AbortSignal): Promise<NftApplyResult> {
+    const full = () => this.#write(renderFullTransaction(desired), "full", signal);
+    const text = await this.#kernel.list(signal);
+    if (text === undefined) return { ...(await full()), drift: ["table missing"] };
+    let parsed;
+    try {
+      parsed = parseNftListing(text);
+    } catch (err) {
+      return { ...(await full()), drift: [`unreadable: ${(err as Error).message}`] };
+    }
+    if (parsed.extra.length > 0) return { ...(await full()), drift: parsed.extra.slice(0, 20) };
+    const drift = diffRulesets(parsed.ruleset, desired);
+    if (drift.length === 0) return { wrote: "nothing", bytes: 0, drift };
+    let delta: string | undefined;
+    try {
+      delta = renderDelta(parsed.ruleset, desired);
+    } catch {
+      // The kernel's objects cannot be morphed (a hook or set type changed): replace them all.
+      delta = undefined;
+    }
+    if (delta !== undefined) {
+      try {
+        return { ...(await this.#write(delta, "delta", signal)), drift };
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        // nft refused the repair (the listing hid something): the full transaction still works.
+      }
+    }
+    return { ...(await full()), drift };
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The real kernel: the nft command, in the current network namespace.
+
+export function nftCommandKernel(run: RunCommand): NftKernel {
+  return {
+    async run(script, signal) {
+      const r = await run("nft", ["-f", "-"], { input: script, ...(signal ? { signal } : {}) });
+      if (r.code !== 0) {
+        throw new TwillError(
+          "Unavailable",
+          `nft refused the transaction (${script.split("\n").length} lines): ${stderrSummary(r.stderr)}`,
+        );
+      }
+    },
+    async list(signal) {
+      const r = await run(
+        "nft",
+        ["list", "table", NFT_FAMILY, NFT_TABLE],
+        signal ? { signal } : {},
+      );
+      if (r.code === 0) return r.stdout;
+      if (/No such file or directory/.test(r.stderr)) return undefined;
+      throw new TwillError(
+        "Unavailable",
+        `nft list table ${NFT_FAMILY} ${NFT_TABLE} failed: ${stderrSummary(r.stderr)}`,
+      );
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// The fake kernel: interprets the transactions the renderer writes, keeping
+// the table as a RenderedRuleset. Like the kernel it is atomic (a failing
+// line changes nothing) and refuses what breaks references: a rule naming a
+// set, map or chain that does not exist, deleting an object something still
+// refers to, deleting an element that is not there. Lines it does not
+// understand are refused too, so a renderer change cannot slip past it.
+
+export interface FakeNftKernel extends NftKernel {
+  /** The table, or undefined when absent; tests may change it ("someone ran nft"). */
+  table: RenderedRuleset | undefined;
+  /** Every transaction that was applied. */
+  readonly scripts: string[];
+  /** The next `count` calls (run or list) fail with `message`. */
+  failNext(count: number, message?: string): void;
+}
+
+function cloneRuleset(r: RenderedRuleset): RenderedRuleset {
+  return {
+    chains: new Map([...r.chains].map(([k, v]) => [k, [...v]])),
+    base: new Map([...r.base].map(([k, v]) => [k, { ...v }])),
+    comments: new Map(r.comments),
+    sets: new Map(
+      [...r.sets].map(([k, v]) => [k, { ...v, flags: [...v.flags], elements: [...v.elements] }]),
+    ),
+    maps: new Map(
+      [...r.maps].map(([k, v]) => [k, { type: v.type, elements: new Map(v.elements) }]),
+    ),
+  };
+}
+
+function emptyRuleset(): RenderedRuleset {
+  return {
+    chains: new Map(),
+    base: new Map(),
+    comments: new Map(),
+    sets: new Map(),
+    maps: new Map(),
+  };
+}
+
+/** Names a rule or verdict refers to: sets/maps (@x) and chains (jump/goto x). */
+function references(text: string): { sets: string[]; chains: string[] } {
+  const sets = [...text.matchAll(/@([A-Za-z0-9_.-]+)/g)].map((m) => m[1] ?? "");
+  const chains = [...text.matchAll(/\b(?:jump|goto) ([A-Za-z0-9_.-]+)/g)].map((m) => m[1] ?? "");
+  return { sets, chains };
+}
+
+function checkReferences(t: RenderedRuleset, text: string, where: string): void {
+  const refs = references(text);
+  for (const s of refs.sets) {
+    if (!t.sets.has(s) && !t.maps.has(s))
+      throw new TwillError("Unavailable", `${where}: no set or map "${s}"`);
+  }
+  for (const c of refs.chains) {
+    if (!t.chains.has(c)) throw new TwillError("Unavailable", `${where}: no chain "${c}"`);
+  }
+}
+
+function referencedBy(t: RenderedRuleset, name: string, kind: "set" | "chain"): string | undefined {
+  for (const [chain, rules] of t.chains) {
+    for (const rule of rules) {
+      const refs = references(rule);
+      if ((kind === "set" ? refs.sets : refs.chains).includes(name)) return `chain ${chain}`;
+    }
+  }
+  if (kind === "chain") {
+    for (const [map, m] of t.maps) {
+      for (const v of m.elements.values())
+        if (references(v).chains.includes(name)) return `map ${map}`;
+    }
+  }
+  return undefined;
+}
+
+const T = `${NFT_FAMILY} ${NFT_TABLE}`;
+
+function splitElements(body: string): string[] {
+  return body
+    .split(/,\s*/)
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+}
+
+function applyLine(t: RenderedRuleset, line: string): void {
+  const bad = (why: string): never => {
+    throw new TwillError("Unavailable", `Error: ${why}: ${line}`);
+  };
+  let m: RegExpExecArray | null;
+  if ((m = new RegExp(`^add set ${T} (\\S+) \\{ (.*) \\}$`).exec(line))) {
+    const name = m[1] ?? "";
+    if (t.sets.has(name)) return;
+    const spec = (m[2] ?? "").split(/;\s*/).filter((s) => s !== "");
+    const set: RenderedSet = { type: "", flags: [], elements: [] };
+    for (const s of spec) {
+      if (s.startsWith("type ")) set.type = s.slice(5);
+      else if (s.startsWith("flags ")) set.flags = s.slice(6).split(",");
+      else if (s.startsWith("comment ")) set.comment = s.slice(8);
+      else bad(`unknown set attribute "${s}"`);
+    }
+    t.sets.set(name, set);
+  } else if ((m = new RegExp(`^add map ${T} (\\S+) \\{ type (.*); \\}$`).exec(line))) {
+    if (!t.maps.has(m[1] ?? "")) t.maps.set(m[1] ?? "", { type: m[2] ?? "", elements: new Map() });
+  } else if ((m = new RegExp(`^add chain ${T} (\\S+)(?: \\{ (.*) \\})?$`).exec(line))) {
+    const name = m[1] ?? "";
+    if (t.chains.has(name)) return;
+    t.chains.set(name, []);
+    let spec = m[2] ?? "";
+    const c = /^comment ("(?:[^"\\]|\\.)*");\s*/.exec(spec);
+    if (c) {
+      t.comments.set(name, c[1] ?? "");
+      spec = spec.slice(c[0].length);
+    }
+    if (spec !== "") {
+      const b = /^type (filter|nat) hook (\S+) priority (\S+); policy (accept);$/.exec(spec);
+      if (!b) bad("unknown chain spec");
+      t.base.set(name, {
+        type: b?.[1] as "filter",
+        hook: b?.[2] as "input",
+        priority: b?.[3] as "filter",
+        policy: "accept",
+      });
+    }
+  } else if ((m = new RegExp(`^(add|delete) element ${T} (\\S+) \\{ (.*) \\}$`).exec(line))) {
+    const verb = m[1];
+    const name = m[2] ?? "";
+    const elements = splitElements(m[3] ?? "");
+    const set = t.sets.get(name);
+    const map = t.maps.get(name);
+    if (set) {
+      const have = new Set(set.elements);
+      for (const e of elements) {
+        if (verb === "add") have.add(e);
+        else if (!have.delete(e))
+          bad(`Could not process rule: No such file or directory (element ${e})`);
+      }
+      set.elements = [...have].sort();
+    } else if (map) {
+      for (const e of elements) {
+        const kv = /^"([^"]*)" : (.+)$/.exec(e);
+        if (!kv) bad(`bad map element "${e}"`);
+        const key = kv?.[1] ?? "";
+        if (verb === "add") {
+          checkReferences(t, kv?.[2] ?? "", `map ${name}`);
+          map.elements.set(key, kv?.[2] ?? "");
+        } else if (!map.elements.delete(key))
+          bad(`Could not process rule: No such file or directory (key ${key})`);
+      }
+    } else bad(`No such file or directory (set or map ${name})`);
+  } else if ((m = new RegExp(`^flush chain ${T} (\\S+)$`).exec(line))) {
+    const rules = t.chains.get(m[1] ?? "");
+    if (!rules) bad("No such file or directory");
+    else rules.length = 0;
+  } else if ((m = new RegExp(`^add rule ${T} (\\S+) (.+)$`).exec(line))) {
+    const rules = t.chains.get(m[1] ?? "");
+    if (!rules) bad("No such file or directory");
+    checkReferences(t, m[2] ?? "", `chain ${m[1]}`);
+    rules?.push(m[2] ?? "");
+  } else if ((m = new RegExp(`^delete (set|map|chain) ${T} (\\S+)$`).exec(line))) {
+    const kind = m[1] as "set" | "map" | "chain";
+    const name = m[2] ?? "";
+    const user = referencedBy(t, name, kind === "chain" ? "chain" : "set");
+    if (user)
+      bad(`Could not process rule: Device or resource busy (${kind} ${name} used by ${user})`);
+    if (kind === "chain") {
+      if ((t.chains.get(name)?.length ?? 0) > 0)
+        bad("Could not process rule: Device or resource busy (chain not empty)");
+      if (!t.chains.delete(name)) bad("No such file or directory");
+      t.base.delete(name);
+      t.comments.delete(name);
+    } else if (!(kind === "set" ? t.sets : t.maps).delete(name)) bad("No such file or directory");
+  } else {
+    bad("the fake kernel does not understand this line");
+  }
+}
+
+export function fakeNftKernel(): FakeNftKernel {
+  const scripts: string[] = [];
+  let failures = 0;
+  let failMessage = "injected failure";
+  const maybeFail = () => {
+    if (failures > 0) {
+      failures--;
+      throw new TwillError("Unavailable", failMessage);
+    }
+  };
+  const kernel: FakeNftKernel = {
+    table: undefined,
+    scripts,
+    failNext(count, message = "injected failure") {
+      failures = count;
+      failMessage = message;
+    },
+    async run(script) {
+      maybeFail();
+      const lines = script.split("\n");
+      let table = kernel.table ? cloneRuleset(kernel.table) : undefined;
+      for (let i = 0; i < lines.length; i++) {
+        const line = lines[i] ?? "";
+        if (line.trim() === "") continue;
+        if (line === `table ${T}`) {
+          table ??= emptyRuleset();
+        } else if (line === `delete table ${T}`) {
+          if (!table)
+            throw new TwillError("Unavailable", `Error: No such file or directory: ${line}`);
+          table = undefined;
+        } else if (line === `table ${T} {`) {
+          // A table block: the listing's own format (the full transaction).
+          let end = i + 1;
+          while (end < lines.length && lines[end] !== "}") end++;
+          const block = parseNftListing(lines.slice(i, end + 1).join("\n"));
+          if (block.extra.length > 0)
+            throw new TwillError("Unavailable", `fake nft: unsupported ${block.extra[0]}`);
+          const t = (table ??= emptyRuleset());
+          for (const [k, v] of block.ruleset.sets) t.sets.set(k, v);
+          for (const [k, v] of block.ruleset.maps) t.maps.set(k, v);
+          for (const [k, v] of block.ruleset.base) t.base.set(k, v);
+          for (const [k, v] of block.ruleset.comments) t.comments.set(k, v);
+          for (const [k, v] of block.ruleset.chains) t.chains.set(k, v);
+          for (const [k, rules] of block.ruleset.chains) {
+            for (const r of rules) checkReferences(t, r, `chain ${k}`);
+          }
+          for (const [k, m] of block.ruleset.maps) {
+            for (const v of m.elements.values()) checkReferences(t, v, `map ${k}`);
+          }
+          i = end;
+        } else {
+          if (!table)
+            throw new TwillError(
+              "Unavailable",
+              `Error: No such file or directory (table): ${line}`,
+            );
+          applyLine(table, line);
+        }
+      }
+      kernel.table = table;
+      scripts.push(script);
+    },
+    async list() {
+      maybeFail();
+      if (!kernel.table) return undefined;
+      // The full transaction's table block is in nft's listing format.
+      const text = renderFullTransaction(kernel.table);
+      return text.slice(text.indexOf(`table ${T} {`));
+    },
+  };
+  return kernel;
+}

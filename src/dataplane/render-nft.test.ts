@@ -1,0 +1,788 @@
+// Golden files for the nftables renderer, and the real nft as the judge of
+// their syntax. Each scenario is a message stream from the calc (applied with
+// applyMessage) plus a config; its full transaction is compared with
+// testdata/nft/<scenario>.nft (UPDATE_GOLDEN=1 rewrites them). As root, every
+// golden is loaded into a fresh network namespace with nft 1.0.6 (`-c`, then
+// for real), listed back and compared with the rendering, and deltas between
+// scenarios are applied on top of each other there: the kernel must end up
+// holding exactly the rendering of the later state.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { randomBytes } from "node:crypto";
+import {
+  DEFAULT_FAILSAFE_INBOUND,
+  DEFAULT_FAILSAFE_OUTBOUND,
+} from "../api/schemas/felix-configuration.js";
+import type {
+  CompiledPolicy,
+  CompiledProfile,
+  CompiledRule,
+  DataplaneMessage,
+  IPSetInfo,
+  LocalEndpoint,
+  TierPolicies,
+} from "../calc/messages.js";
+import { applyMessage, emptyDesiredDataplane } from "./desired-state.js";
+import type { DesiredDataplane } from "./desired-state.js";
+import { nftNames, renderDelta, renderFullTransaction, renderRuleset } from "./render-nft.js";
+import type { RenderConfig, RenderedRuleset } from "./render-nft.js";
+
+// dist/src/dataplane/render-nft.test.js → src/dataplane/testdata/nft
+const GOLDEN = fileURLToPath(new URL("../../../src/dataplane/testdata/nft/", import.meta.url));
+const UPDATE = process.env["UPDATE_GOLDEN"] === "1";
+
+// ---------------------------------------------------------------------------
+// Builders.
+
+const CONFIG: RenderConfig = {
+  interfacePrefix: "tw",
+  defaultEndpointToHostAction: "Drop",
+  failsafeInbound: DEFAULT_FAILSAFE_INBOUND,
+  failsafeOutbound: DEFAULT_FAILSAFE_OUTBOUND,
+  natOutgoingPools: [],
+  allPools: ["10.65.0.0/16", "fd00:65::/48"],
+  logPrefix: "twill-packet",
+};
+
+function rule(ruleId: string, action: CompiledRule["action"], more: Partial<CompiledRule> = {}) {
+  return { action, src: {}, dst: {}, ruleId, ...more } satisfies CompiledRule;
+}
+
+function workload(name: string, iface: string, more: Partial<LocalEndpoint> = {}): LocalEndpoint {
+  return {
+    id: `workload/default/${name}`,
+    kind: "workload",
+    name,
+    namespace: "default",
+    interfaceName: iface,
+    ipv4Nets: [],
+    ipv6Nets: [],
+    allowSpoofedSourcePrefixes: [],
+    tiers: [],
+    forwardTiers: [],
+    preDnatTiers: [],
+    untrackedTiers: [],
+    profileIds: ["kns.default"],
+    missingProfiles: [],
+    ...more,
+  };
+}
+
+function host(name: string, iface: string, more: Partial<LocalEndpoint> = {}): LocalEndpoint {
+  return {
+    id: `host/${name}`,
+    kind: "host",
+    name,
+    interfaceName: iface,
+    ipv4Nets: [],
+    ipv6Nets: [],
+    allowSpoofedSourcePrefixes: [],
+    tiers: [],
+    forwardTiers: [],
+    preDnatTiers: [],
+    untrackedTiers: [],
+    profileIds: [],
+    missingProfiles: [],
+    ...more,
+  };
+}
+
+function tier(
+  name: string,
+  ingress: string[],
+  egress: string[],
+  defaultAction: TierPolicies["defaultAction"] = "Deny",
+): TierPolicies {
+  return { name, defaultAction, ingress, egress };
+}
+
+function policy(id: string, inbound: CompiledRule[], outbound: CompiledRule[]): CompiledPolicy {
+  const [tierName = "default", ...rest] = id.split("/");
+  return { id, tier: tierName, name: rest.join("/"), inbound, outbound };
+}
+
+function ipset(id: string, members: string[], more: Partial<IPSetInfo> = {}): DataplaneMessage {
+  return {
+    type: "ipset-update",
+    ipset: { id, kind: id.startsWith("p:") ? "net-port" : "net", selector: "all()", ...more },
+    members,
+  };
+}
+
+const up = {
+  policy: (p: CompiledPolicy): DataplaneMessage => ({ type: "policy-update", policy: p }),
+  profile: (p: CompiledProfile): DataplaneMessage => ({ type: "profile-update", profile: p }),
+  endpoint: (e: LocalEndpoint): DataplaneMessage => ({ type: "endpoint-update", endpoint: e }),
+};
+
+const allowAll: CompiledProfile = {
+  id: "kns.default",
+  inbound: [rule("kns.default/ingress/0", "Allow")],
+  outbound: [rule("kns.default/egress/0", "Allow")],
+};
+
+// ---------------------------------------------------------------------------
+// Scenarios.
+
+interface Scenario {
+  messages: DataplaneMessage[];
+  config?: Partial<RenderConfig>;
+}
+
+const scenarios: Record<string, Scenario> = {
+  "one-workload-profile-allow": {
+    messages: [
+      up.profile(allowAll),
+      up.endpoint(workload("web", "tw0a1b2c3d4e5", { ipv4Nets: ["10.65.0.5/32"] })),
+      { type: "in-sync" },
+    ],
+  },
+
+  "two-workloads-tiered": {
+    config: { defaultEndpointToHostAction: "Accept" },
+    messages: [
+      ipset("s:clients", ["10.65.0.6/32", "10.65.1.0/26", "10.65.1.7/32"], {
+        selector: "role == 'client'",
+      }),
+      ipset("s:web", ["10.65.0.5/32"], { selector: "app == 'web'" }),
+      up.policy(
+        policy(
+          "security/audit",
+          [
+            rule("security/audit/ingress/0", "Log", { src: { notIpSets: ["s:clients"] } }),
+            rule("security/audit/ingress/1", "Pass", { src: { nets: ["10.0.0.0/8"] } }),
+            rule("security/audit/ingress/2", "Deny", {
+              protocol: 6,
+              dst: { ports: [{ first: 22, last: 22 }] },
+            }),
+          ],
+          [rule("security/audit/egress/0", "Pass")],
+        ),
+      ),
+      up.policy(
+        policy(
+          "security/quarantine",
+          [rule("security/quarantine/ingress/0", "Deny", { src: { nets: ["192.0.2.0/24"] } })],
+          [],
+        ),
+      ),
+      up.policy(
+        policy(
+          "default/default/allow-web",
+          [
+            rule("default/default/allow-web/ingress/0", "Allow", {
+              protocol: 6,
+              src: { ipSets: ["s:clients"] },
+              dst: {
+                ports: [
+                  { first: 80, last: 80 },
+                  { first: 443, last: 443 },
+                  { first: 8000, last: 8080 },
+                ],
+              },
+            }),
+            rule("default/default/allow-web/ingress/1", "Allow", {
+              protocol: 1,
+              icmp: { type: 8 },
+            }),
+          ],
+          [rule("default/default/allow-web/egress/0", "Allow", { dst: { ipSets: ["s:web"] } })],
+        ),
+      ),
+      up.policy(
+        policy(
+          "default/default/deny-rest",
+          [rule("default/default/deny-rest/ingress/0", "Deny")],
+          [],
+        ),
+      ),
+      up.profile(allowAll),
+      up.endpoint(
+        workload("web", "tw0a1b2c3d4e5", {
+          ipv4Nets: ["10.65.0.5/32"],
+          tiers: [
+            tier("security", ["security/audit", "security/quarantine"], ["security/audit"], "Pass"),
+            tier(
+              "default",
+              ["default/default/allow-web", "default/default/deny-rest"],
+              ["default/default/allow-web"],
+            ),
+          ],
+        }),
+      ),
+      up.endpoint(
+        workload("client", "tw9f8e7d6c5b4", {
+          ipv4Nets: ["10.65.0.6/32"],
+          tiers: [tier("security", ["security/audit"], ["security/audit"], "Pass")],
+        }),
+      ),
+      { type: "in-sync" },
+    ],
+  },
+
+  "named-ports": {
+    messages: [
+      ipset("s:db", ["10.65.0.7/32", "fd00:65::7/128"], { selector: "app == 'db'" }),
+      ipset(
+        "p:http",
+        ["10.65.0.5/32,tcp:8080", "10.65.0.6/32,tcp:8081", "fd00:65::5/128,tcp:8080"],
+        {
+          selector: "all()",
+          namedPort: { name: "http", protocol: "tcp" },
+        },
+      ),
+      ipset("p:metrics", ["10.65.0.5/32,tcp:9090"], {
+        selector: "all()",
+        namedPort: { name: "metrics", protocol: "tcp" },
+      }),
+      ipset("p:dns", ["10.65.0.53/32,udp:53"], {
+        selector: "all()",
+        namedPort: { name: "dns", protocol: "udp" },
+      }),
+      up.policy(
+        policy(
+          "default/ports",
+          [
+            rule("default/ports/ingress/0", "Allow", {
+              protocol: 6,
+              dst: { ports: [{ first: 80, last: 80 }], namedPortIpSets: ["p:http", "p:metrics"] },
+            }),
+            rule("default/ports/ingress/1", "Log", {
+              protocol: 6,
+              dst: { ports: [{ first: 443, last: 443 }], namedPortIpSets: ["p:http"] },
+            }),
+            rule("default/ports/ingress/2", "Deny", {
+              protocol: 6,
+              src: { ipSets: ["s:db"] },
+              dst: { notPorts: [{ first: 5432, last: 5432 }], notNamedPortIpSets: ["p:http"] },
+            }),
+          ],
+          [
+            rule("default/ports/egress/0", "Allow", {
+              protocol: 17,
+              dst: { namedPortIpSets: ["p:dns"] },
+            }),
+            rule("default/ports/egress/1", "Allow", {
+              protocol: 1,
+              dst: { ports: [{ first: 1, last: 1 }] },
+            }),
+          ],
+        ),
+      ),
+      up.profile(allowAll),
+      up.endpoint(
+        workload("web", "tw0a1b2c3d4e5", {
+          ipv4Nets: ["10.65.0.5/32"],
+          ipv6Nets: ["fd00:65::5/128"],
+          tiers: [tier("default", ["default/ports"], ["default/ports"])],
+        }),
+      ),
+      { type: "in-sync" },
+    ],
+  },
+
+  "dual-stack": {
+    messages: [
+      ipset(
+        "s:mixed",
+        [
+          "10.0.0.0/8",
+          "10.1.2.3/32",
+          "192.0.2.1/32",
+          "fd00::/64",
+          "fd00::1/128",
+          "2001:db8::1/128",
+        ],
+        {
+          selector: "has(mixed)",
+        },
+      ),
+      up.policy(
+        policy(
+          "default/dual",
+          [
+            rule("default/dual/ingress/0", "Allow", {
+              src: { nets: ["10.65.0.0/24", "10.65.1.0/24", "fd00:65::/64", "fd00:65:0:1::/64"] },
+            }),
+            rule("default/dual/ingress/1", "Allow", { src: { nets: ["fd00:99::/64"] } }),
+            rule("default/dual/ingress/2", "Allow", { ipVersion: 4, protocol: 17 }),
+            rule("default/dual/ingress/3", "Allow", { icmp: { type: 8 } }),
+            rule("default/dual/ingress/4", "Allow", { protocol: 58, icmp: { type: 128, code: 0 } }),
+            rule("default/dual/ingress/5", "Deny", { protocol: 1, notICMP: { type: 3, code: 4 } }),
+            rule("default/dual/ingress/6", "Deny", {
+              notProtocol: 6,
+              src: { notNets: ["192.0.2.0/24"] },
+            }),
+            rule("default/dual/ingress/7", "Allow", { src: { ipSets: ["s:mixed"] } }),
+            rule("default/dual/ingress/8", "Allow", { ipVersion: 6, protocol: 58 }),
+            rule("default/dual/ingress/9", "Allow", { ipVersion: 6, protocol: 6 }),
+          ],
+          [
+            rule("default/dual/egress/0", "Allow", {
+              protocol: 6,
+              dst: { nets: ["0.0.0.0/0", "::/0"], ports: [{ first: 443, last: 443 }] },
+            }),
+          ],
+        ),
+      ),
+      up.profile(allowAll),
+      up.endpoint(
+        workload("dual", "tw1111aaaa2222", {
+          ipv4Nets: ["10.65.0.9/32"],
+          ipv6Nets: ["fd00:65::9/128"],
+          allowSpoofedSourcePrefixes: ["192.0.2.0/24", "2001:db8:1::/48"],
+          tiers: [tier("default", ["default/dual"], ["default/dual"])],
+        }),
+      ),
+      up.endpoint(workload("v6only", "tw3333bbbb4444", { ipv6Nets: ["fd00:65::10/128"] })),
+      { type: "in-sync" },
+    ],
+  },
+
+  "missing-profile": {
+    messages: [
+      up.profile(allowAll),
+      up.endpoint(
+        workload("orphan", "tw5555cccc6666", {
+          ipv4Nets: ["10.65.0.11/32"],
+          profileIds: ["kns.default"],
+          missingProfiles: ["kns.ghost"],
+        }),
+      ),
+      { type: "in-sync" },
+    ],
+  },
+
+  "host-endpoint": {
+    config: {
+      failsafeInbound: [
+        ...DEFAULT_FAILSAFE_INBOUND,
+        { protocol: "TCP", port: 9100, net: "192.0.2.0/24" },
+        { protocol: "UDP", port: 161, net: "2001:db8::/32" },
+      ],
+    },
+    messages: [
+      up.policy(
+        policy(
+          "default/host-ssh",
+          [
+            rule("default/host-ssh/ingress/0", "Allow", {
+              protocol: 6,
+              dst: { ports: [{ first: 2222, last: 2222 }] },
+            }),
+          ],
+          [rule("default/host-ssh/egress/0", "Allow")],
+        ),
+      ),
+      up.policy(
+        policy(
+          "default/forward-web",
+          [
+            rule("default/forward-web/ingress/0", "Allow", {
+              protocol: 6,
+              dst: { ports: [{ first: 80, last: 80 }] },
+            }),
+          ],
+          [],
+        ),
+      ),
+      up.policy(
+        policy(
+          "default/nodeports",
+          [
+            rule("default/nodeports/ingress/0", "Allow", {
+              protocol: 6,
+              dst: { ports: [{ first: 30000, last: 32767 }] },
+            }),
+            rule("default/nodeports/ingress/1", "Deny", { src: { nets: ["203.0.113.0/24"] } }),
+          ],
+          [],
+        ),
+      ),
+      up.policy(
+        policy(
+          "default/untracked-dns",
+          [
+            rule("default/untracked-dns/ingress/0", "Allow", {
+              protocol: 17,
+              src: { ports: [{ first: 53, last: 53 }] },
+            }),
+          ],
+          [
+            rule("default/untracked-dns/egress/0", "Allow", {
+              protocol: 17,
+              dst: { ports: [{ first: 53, last: 53 }] },
+            }),
+          ],
+        ),
+      ),
+      up.profile(allowAll),
+      up.endpoint(
+        host("eth0", "eth0", {
+          ipv4Nets: ["192.0.2.10/32"],
+          tiers: [tier("default", ["default/host-ssh"], ["default/host-ssh"])],
+          forwardTiers: [tier("default", ["default/forward-web"], [])],
+          preDnatTiers: [tier("default", ["default/nodeports"], [])],
+          untrackedTiers: [tier("default", ["default/untracked-dns"], ["default/untracked-dns"])],
+        }),
+      ),
+      up.endpoint(host("eth1", "eth1")),
+      up.endpoint(host("all", "*", { profileIds: ["kns.default"] })),
+      up.endpoint(workload("web", "tw0a1b2c3d4e5", { ipv4Nets: ["10.65.0.5/32"] })),
+      { type: "in-sync" },
+    ],
+  },
+
+  "nat-outgoing": {
+    config: {
+      natOutgoingPools: ["10.65.0.0/16", "fd00:65::/48"],
+      allPools: ["10.65.0.0/16", "10.66.0.0/16", "fd00:65::/48", "fd00:66::/48"],
+      defaultEndpointToHostAction: "Return",
+    },
+    messages: [
+      up.profile(allowAll),
+      up.endpoint(
+        workload("web", "tw0a1b2c3d4e5", {
+          ipv4Nets: ["10.65.0.5/32"],
+          ipv6Nets: ["fd00:65::5/128"],
+        }),
+      ),
+      { type: "in-sync" },
+    ],
+  },
+};
+
+function stateOf(messages: readonly DataplaneMessage[]): DesiredDataplane {
+  return messages.reduce(applyMessage, emptyDesiredDataplane());
+}
+
+function render(name: string): RenderedRuleset {
+  const s = scenarios[name]!;
+  return renderRuleset(stateOf(s.messages), { ...CONFIG, ...s.config });
+}
+
+function checkGolden(file: string, text: string): void {
+  const path = join(GOLDEN, file);
+  if (UPDATE) {
+    writeFileSync(path, text);
+    return;
+  }
+  assert.ok(existsSync(path), `golden ${file} is missing: run with UPDATE_GOLDEN=1`);
+  assert.equal(
+    text,
+    readFileSync(path, "utf8"),
+    `golden ${file} differs (UPDATE_GOLDEN=1 rewrites)`,
+  );
+}
+
+// ---------------------------------------------------------------------------
+// Goldens.
+
+for (const name of Object.keys(scenarios)) {
+  test(`golden: ${name}`, () => {
+    checkGolden(`${name}.nft`, renderFullTransaction(render(name)));
+  });
+}
+
+/** The two-workloads scenario one flush later: a member, a rule, an endpoint in, one out. */
+function twoWorkloadsLater(): DataplaneMessage[] {
+  const base = scenarios["two-workloads-tiered"]!.messages;
+  return [
+    ...base,
+    { type: "ipset-delta", id: "s:clients", added: ["10.65.0.8/32"], removed: ["10.65.0.6/32"] },
+    up.policy(
+      policy(
+        "default/default/deny-rest",
+        [rule("default/default/deny-rest/ingress/0", "Deny", { protocol: 17 })],
+        [],
+      ),
+    ),
+    up.endpoint(workload("extra", "tw7777dddd8888", { ipv4Nets: ["10.65.0.8/32"] })),
+    { type: "endpoint-remove", id: "workload/default/client" },
+  ];
+}
+
+test("golden: delta between two flushes of the two-workloads scenario", () => {
+  const s = scenarios["two-workloads-tiered"]!;
+  const config = { ...CONFIG, ...s.config };
+  const before = renderRuleset(stateOf(s.messages), config);
+  const after = renderRuleset(stateOf(twoWorkloadsLater()), config);
+  checkGolden("delta-two-workloads.nft", renderDelta(before, after));
+});
+
+// ---------------------------------------------------------------------------
+// Properties of the rendering.
+
+test("delta: the same ruleset twice needs no transaction", () => {
+  for (const name of Object.keys(scenarios))
+    assert.equal(renderDelta(render(name), render(name)), "");
+});
+
+test("delta: touches only the changed chains, set elements and map elements", () => {
+  const s = scenarios["two-workloads-tiered"]!;
+  const config = { ...CONFIG, ...s.config };
+  const delta = renderDelta(
+    renderRuleset(stateOf(s.messages), config),
+    renderRuleset(stateOf(twoWorkloadsLater()), config),
+  );
+  const clients4 = nftNames.ipSet("s:clients", 4, "net");
+  const denyRest = nftNames.policyChain("default/default/deny-rest", "in");
+  const gone = nftNames.workloadChain("workload/default/client", "from");
+  const added = nftNames.workloadChain("workload/default/extra", "to");
+  const unchanged = nftNames.policyChain("default/default/allow-web", "in");
+  assert.match(
+    delta,
+    new RegExp(`^delete element inet twill ${clients4} \\{ 10\\.65\\.0\\.6 \\}$`, "m"),
+  );
+  assert.match(
+    delta,
+    new RegExp(`\\tset ${clients4} \\{\\n[^}]*elements = \\{ 10\\.65\\.0\\.8 \\}`),
+  );
+  assert.match(delta, new RegExp(`^flush chain inet twill ${denyRest}$`, "m"));
+  assert.match(delta, new RegExp(`^delete chain inet twill ${gone}$`, "m"));
+  assert.match(
+    delta,
+    new RegExp(`\\tchain ${added} \\{\\n\\t\\tcomment "workload/default/extra ingress"`),
+  );
+  assert.match(delta, /^delete element inet twill from-wl \{ "tw9f8e7d6c5b4" : goto /m);
+  assert.match(
+    delta,
+    /\tmap from-wl \{\n\t\ttype ifname : verdict\n\t\telements = \{ "tw7777dddd8888" : goto /,
+  );
+  assert.doesNotMatch(delta, new RegExp(unchanged));
+  assert.doesNotMatch(delta, /chain (inet twill )?(forward|input|output)\b/);
+  // References go before what they refer to does.
+  const order = [
+    "delete element inet twill from-wl",
+    `flush chain inet twill ${denyRest}`,
+    "table inet twill {",
+    `flush chain inet twill ${gone}`,
+    `delete chain inet twill ${gone}`,
+  ].map((text) => delta.indexOf(text));
+  assert.ok(
+    order.every((at, i) => at >= 0 && (i === 0 || at > order[i - 1]!)),
+    `order ${order.join(",")}`,
+  );
+});
+
+test("rendering is deterministic whatever order the messages came in", () => {
+  const s = scenarios["two-workloads-tiered"]!;
+  const config = { ...CONFIG, ...s.config };
+  const forward = renderFullTransaction(renderRuleset(stateOf(s.messages), config));
+  const backward = renderFullTransaction(renderRuleset(stateOf([...s.messages].reverse()), config));
+  assert.equal(backward, forward);
+});
+
+test("dangling references fail closed: unknown policy empty, unknown profile denies, unknown set empty", () => {
+  const state = stateOf([
+    up.policy(
+      policy(
+        "default/p",
+        [rule("default/p/ingress/0", "Allow", { src: { ipSets: ["s:nowhere"] } })],
+        [],
+      ),
+    ),
+    up.endpoint(
+      workload("w", "tw1", {
+        ipv4Nets: ["10.65.0.1/32"],
+        tiers: [tier("default", ["default/p", "default/ghost"], [])],
+        profileIds: ["kns.unknown"],
+      }),
+    ),
+  ]);
+  const r = renderRuleset(state, CONFIG);
+  assert.deepEqual(r.chains.get(nftNames.policyChain("default/ghost", "in")), []);
+  assert.deepEqual(r.sets.get(nftNames.ipSet("s:nowhere", 4, "net"))?.elements, []);
+  const to = r.chains.get(nftNames.workloadChain("workload/default/w", "to"))!;
+  assert.match(to.at(-1)!, /^drop comment "missing profile kns\.unknown"$/);
+});
+
+test("rules that can never match render nothing", () => {
+  const state = stateOf([
+    up.policy(
+      policy(
+        "default/never",
+        [
+          rule("r/0", "Allow", { protocol: 1, dst: { ports: [{ first: 80, last: 80 }] } }),
+          rule("r/1", "Allow", { protocol: 6, notProtocol: 6 }),
+          rule("r/2", "Allow", { protocol: 6, icmp: { type: 8 } }),
+          rule("r/3", "Allow", { ipVersion: 6, src: { nets: ["10.0.0.0/8"] } }),
+          rule("r/4", "Allow", { dst: { notNets: ["fd00::/8"] }, ipVersion: 4 }),
+        ],
+        [],
+      ),
+    ),
+    up.endpoint(workload("w", "tw1", { tiers: [tier("default", ["default/never"], [])] })),
+  ]);
+  const r = renderRuleset(state, CONFIG);
+  assert.deepEqual(r.chains.get(nftNames.policyChain("default/never", "in")), []);
+});
+
+test("overlapping set members are normalised: contained CIDRs dropped, adjacent kept", () => {
+  const state = stateOf([
+    ipset("s:o", ["10.0.0.0/8", "10.1.2.3/32", "11.0.0.0/8", "192.0.2.0/25", "192.0.2.128/25"]),
+  ]);
+  const r = renderRuleset(state, CONFIG);
+  assert.deepEqual(r.sets.get(nftNames.ipSet("s:o", 4, "net"))?.elements, [
+    "10.0.0.0/8",
+    "11.0.0.0/8",
+    "192.0.2.0/25",
+    "192.0.2.128/25",
+  ]);
+});
+
+// ---------------------------------------------------------------------------
+// The real nft, in a network namespace of our own (never the machine's).
+
+const NFT = "/usr/sbin/nft";
+const IP = "/usr/sbin/ip";
+const privileged =
+  process.getuid?.() === 0 && existsSync(NFT) && (existsSync(IP) || existsSync("/usr/bin/ip"));
+const ipBin = existsSync(IP) ? IP : "/usr/bin/ip";
+
+interface Listed {
+  chains: Map<string, string[]>;
+  base: Map<string, string>;
+  sets: Map<string, string[]>;
+  maps: Map<string, string[]>;
+}
+
+/** Parses `nft list table inet twill` into what can be compared with a rendering. */
+function parseListing(text: string): Listed {
+  const out: Listed = { chains: new Map(), base: new Map(), sets: new Map(), maps: new Map() };
+  const lines = text.split("\n").map((l) => l.trim());
+  let kind: "chain" | "set" | "map" | undefined;
+  let name = "";
+  let collecting: string | undefined;
+  for (const line of lines) {
+    const open = /^(chain|set|map) (\S+) \{$/.exec(line);
+    if (open) {
+      kind = open[1] as "chain" | "set" | "map";
+      name = open[2]!;
+      if (kind === "chain") out.chains.set(name, []);
+      else (kind === "set" ? out.sets : out.maps).set(name, []);
+      continue;
+    }
+    if (!kind) continue;
+    if (collecting !== undefined) {
+      collecting += ` ${line}`;
+      if (line.endsWith("}")) {
+        const inner = collecting.replace(/^elements = \{/, "").replace(/\}$/, "");
+        const els = inner
+          .split(",")
+          .map((e) => e.trim())
+          .filter((e) => e !== "");
+        (kind === "set" ? out.sets : out.maps).get(name)!.push(...els);
+        collecting = undefined;
+      }
+      continue;
+    }
+    if (line === "}") {
+      kind = undefined;
+      continue;
+    }
+    if (kind === "chain") {
+      if (line.startsWith("comment ")) continue;
+      if (line.startsWith("type ")) out.base.set(name, line);
+      else if (line !== "") out.chains.get(name)!.push(line);
+    } else if (line.startsWith("elements = {")) {
+      collecting = line;
+      if (line.endsWith("}")) {
+        const inner = line.replace(/^elements = \{/, "").replace(/\}$/, "");
+        const els = inner
+          .split(",")
+          .map((e) => e.trim())
+          .filter((e) => e !== "");
+        (kind === "set" ? out.sets : out.maps).get(name)!.push(...els);
+        collecting = undefined;
+      }
+    }
+  }
+  return out;
+}
+
+function assertKernelHolds(listing: string, r: RenderedRuleset, what: string): void {
+  const got = parseListing(listing);
+  assert.deepEqual([...got.chains.keys()].sort(), [...r.chains.keys()].sort(), `${what}: chains`);
+  for (const [name, rules] of r.chains) {
+    assert.deepEqual(got.chains.get(name), rules, `${what}: rules of chain ${name}`);
+  }
+  for (const [name, b] of r.base) {
+    assert.equal(
+      got.base.get(name),
+      `type ${b.type} hook ${b.hook} priority ${b.priority}; policy ${b.policy};`,
+      `${what}: hook of ${name}`,
+    );
+  }
+  assert.deepEqual([...got.sets.keys()].sort(), [...r.sets.keys()].sort(), `${what}: sets`);
+  for (const [name, s] of r.sets) {
+    assert.deepEqual(
+      got.sets.get(name)!.sort(),
+      [...s.elements].sort(),
+      `${what}: elements of ${name}`,
+    );
+  }
+  assert.deepEqual([...got.maps.keys()].sort(), [...r.maps.keys()].sort(), `${what}: maps`);
+  for (const [name, m] of r.maps) {
+    const want = [...m.elements].map(([k, v]) => `"${k}" : ${v}`).sort();
+    assert.deepEqual(got.maps.get(name)!.sort(), want, `${what}: elements of map ${name}`);
+  }
+}
+
+test(
+  "nft 1.0.6 in a fresh network namespace accepts every golden and every delta, and holds exactly the rendering",
+  { skip: privileged ? false : "needs root, nft and ip" },
+  () => {
+    const ns = `twt-${randomBytes(4).toString("hex")}`;
+    const dir = mkdtempSync(join(tmpdir(), "twill-nft-"));
+    const inNs = (...args: string[]) =>
+      execFileSync(ipBin, ["netns", "exec", ns, ...args], { encoding: "utf8", stdio: "pipe" });
+    const load = (text: string, label: string) => {
+      const file = join(dir, `${label}.nft`);
+      writeFileSync(file, text);
+      try {
+        inNs(NFT, "-c", "-f", file);
+        inNs(NFT, "-f", file);
+      } catch (err) {
+        const stderr = (err as { stderr?: string }).stderr ?? "";
+        assert.fail(`nft refused ${label}:\n${stderr}`);
+      }
+    };
+    const listing = () => inNs(NFT, "list", "table", "inet", "twill");
+    execFileSync(ipBin, ["netns", "add", ns]);
+    try {
+      const names = Object.keys(scenarios);
+      for (const name of names) {
+        const r = render(name);
+        load(renderFullTransaction(r), name);
+        assertKernelHolds(listing(), r, name);
+      }
+      // Deltas: walk through every scenario from the last one loaded, and back to the first.
+      let current = render(names[names.length - 1]!);
+      for (const name of [...names, names[0]!]) {
+        const next = render(name);
+        const delta = renderDelta(current, next);
+        if (delta !== "") load(delta, `delta-to-${name}`);
+        assertKernelHolds(listing(), next, `after delta to ${name}`);
+        current = next;
+      }
+      const s = scenarios["two-workloads-tiered"]!;
+      const config = { ...CONFIG, ...s.config };
+      const later = renderRuleset(stateOf(twoWorkloadsLater()), config);
+      load(renderDelta(current, renderRuleset(stateOf(s.messages), config)), "to-two-workloads");
+      load(renderDelta(renderRuleset(stateOf(s.messages), config), later), "two-workloads-later");
+      assertKernelHolds(listing(), later, "two-workloads later");
+    } finally {
+      try {
+        execFileSync(ipBin, ["netns", "del", ns]);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  },
+);
