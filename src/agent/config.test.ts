@@ -108,7 +108,7 @@ describe("resolveConfig", () => {
       sources: {
         env: {
           TWILL_NFTABLES_REFRESH_INTERVAL: "1m30s",
-          TWILL_INTERFACE_PREFIX: "tw,cali",
+          TWILL_INTERFACE_PREFIX: "cali",
           TWILL_FAILSAFE_INBOUND_HOST_PORTS: "tcp:22, udp:68, tcp:10.0.0.0/8:2379",
           TWILL_IPV6_SUPPORT: "false",
           TWILL_MIN_APPLY_INTERVAL: "0.1",
@@ -117,7 +117,7 @@ describe("resolveConfig", () => {
       },
       expect: {
         nftablesRefreshInterval: 90_000,
-        interfacePrefix: ["tw", "cali"],
+        interfacePrefix: "cali",
         failsafeInboundHostPorts: [
           { protocol: "TCP", port: 22 },
           { protocol: "UDP", port: 68 },
@@ -215,9 +215,9 @@ describe("resolveConfig", () => {
 
 describe("parseConfigFile", () => {
   it("reads YAML and JSON", () => {
-    assert.deepEqual(parseConfigFile("a.yaml", "healthPort: 9100\ninterfacePrefix: [tw]\n").values, {
+    assert.deepEqual(parseConfigFile("a.yaml", "healthPort: 9100\ninterfacePrefix: tw\n").values, {
       healthPort: 9100,
-      interfacePrefix: ["tw"],
+      interfacePrefix: "tw",
     });
     assert.deepEqual(parseConfigFile("a.json", '{"nodeName": "h2"}').values, { nodeName: "h2" });
     assert.deepEqual(parseConfigFile("empty.yaml", "").values, {});

@@ -33,7 +33,6 @@ import {
   enumType,
   failsafePortsType,
   integerType,
-  listType,
   optional,
   stringType,
 } from "./config-types.js";
@@ -208,11 +207,11 @@ const TABLE = {
   // --- The dataplane.
   interfacePrefix: param({
     group: "dataplane",
-    type: listType(NAME_15),
-    default: [FELIX.interfacePrefix],
+    type: stringType(NAME_15),
+    default: FELIX.interfacePrefix,
     felix: true,
     description:
-      "Name prefixes of workload interfaces on the host (comma-separated). An interface with one of them that the agent does not know gets no traffic.",
+      "Name prefix of workload interfaces on the host (one prefix; Calico's comma-separated list is not supported). An interface with it that the agent does not know gets no traffic.",
   }),
   defaultEndpointToHostAction: param({
     group: "dataplane",
@@ -284,6 +283,7 @@ const TABLE = {
     type: durationType(),
     default: 90_000,
     felix: true,
+    restart: true,
     description:
       "How often interfaces are listed again besides watching them (`ip monitor link`); 0 turns it off.",
   }),
@@ -294,42 +294,13 @@ const TABLE = {
     felix: true,
     description: "How often the `inet twill` table is read back and repaired; 0 turns it off.",
   }),
-  nftablesFilterAllowAction: param({
-    group: "dataplane",
-    type: enumType(["Accept", "Return"] as const),
-    default: FELIX.nftablesFilterAllowAction,
-    felix: true,
-    description: "What allowed traffic gets: Accept, or Return to the host's other nftables rules.",
-  }),
-  nftablesFilterDenyAction: param({
-    group: "dataplane",
-    type: enumType(["Drop", "Reject"] as const),
-    default: FELIX.nftablesFilterDenyAction,
-    felix: true,
-    description: "What denied traffic gets: Drop, or Reject (ICMP error or TCP reset).",
-  }),
-  disableConntrackInvalidCheck: param({
-    group: "dataplane",
-    type: booleanType(),
-    default: FELIX.disableConntrackInvalidCheck,
-    felix: true,
-    description: "When true, packets conntrack marks invalid are not dropped.",
-  }),
   workloadSourceSpoofing: param({
     group: "dataplane",
     type: enumType(["Disabled", "Any"] as const),
     default: FELIX.workloadSourceSpoofing,
     felix: true,
     description:
-      "Whether a workload endpoint's allowSpoofedSourcePrefixes is honoured (Any) or ignored (Disabled).",
-  }),
-  natOutgoingAddress: param({
-    group: "dataplane",
-    type: optional(addressType(4)),
-    default: undefined,
-    felix: true,
-    description:
-      "Source address for traffic masqueraded for natOutgoing pools; the outgoing interface's address when not given.",
+      "Whether a workload endpoint's allowSpoofedSourcePrefixes is honoured (Any; workload interfaces then get loose rp_filter) or ignored (Disabled).",
   }),
 };
 

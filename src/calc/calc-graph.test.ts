@@ -36,6 +36,7 @@ import {
   SEQUENCES,
   STATES,
   empty,
+  k8sDeny,
   namedPorts,
   remotes,
   sharedSelector,
@@ -214,20 +215,16 @@ const DB_SET = '(app == "db" && projectcalico.org/namespace == "shop")';
 describe("calc graph: flush", () => {
   it("emits updates as sets → policies → profiles → endpoints → routes, then in-sync", () => {
     const { first } = synced(withPolicy.resources);
-    const web1 = withPolicy.resources.find((r) => r.metadata.name.includes("web--1"))!;
-    const iface = (web1.spec as { interfaceName: string }).interfaceName;
-    assert.equal(summary(first).length, 8);
-    assert.deepEqual(summary(first).slice(0, 4), [
-      `ipset-update ${summarySelector(first)} [10.65.0.2/32]`,
+    assert.deepEqual(summary(first), [
+      `ipset-update ${DB_SET} [10.65.0.2/32]`,
       "policy-update default/shop/web-ingress",
       "profile-update kns.shop",
       `endpoint-update ${DB1_ID}`,
-    ]);
-    assert.deepEqual(summary(first).slice(4, 6), [
       `endpoint-update ${WEB1_ID}`,
       `route-update 10.65.0.2/32 ${interfaceOf(withPolicy.resources, "db--1")}`,
+      `route-update 10.65.0.1/32 ${interfaceOf(withPolicy.resources, "web--1")}`,
+      "in-sync",
     ]);
-    assert.deepEqual(summary(first).slice(6), [`route-update 10.65.0.1/32 ${iface}`, "in-sync"]);
   });
 
   it("emits removes in reverse: routes → endpoints → profiles → policies → sets", () => {
@@ -265,12 +262,6 @@ describe("calc graph: flush", () => {
   });
 });
 
-function summarySelector(msgs: readonly DataplaneMessage[]): string {
-  const m = msgs.find((x) => x.type === "ipset-update");
-  assert.ok(m && m.type === "ipset-update");
-  assert.equal(m.ipset.selector, DB_SET);
-  return m.ipset.selector;
-}
 function interfaceOf(resources: readonly Resource[], pod: string): string {
   const r = resources.find((x) => x.metadata.name.includes(pod))!;
   return (r.spec as { interfaceName: string }).interfaceName;
@@ -436,6 +427,20 @@ describe("calc graph: endpoints", () => {
     assert.deepEqual([e?.profileIds, e?.missingProfiles], [["kns.shop"], []]);
     const orphan = ep([web1]);
     assert.deepEqual([orphan?.profileIds, orphan?.missingProfiles], [[], ["kns.shop"]]);
+  });
+});
+
+describe("calc graph: policies", () => {
+  it("removes a Kubernetes NetworkPolicy's translation when the policy is deleted", () => {
+    const { d } = synced(k8sDeny.resources);
+    assert.ok(d.model.policies.has("default/shop/knp.default.default-deny"));
+    const k8s = k8sDeny.resources.filter((r) => r.apiVersion === "networking.k8s.io/v1");
+    d.feed(k8s.map(deleteOf));
+    const removes = summary(d.flush()).filter((m) => m.startsWith("policy-remove"));
+    assert.deepEqual(removes, [
+      "policy-remove default/shop/knp.default.default-deny",
+      "policy-remove default/shop/knp.default.web-from-db",
+    ]);
   });
 });
 

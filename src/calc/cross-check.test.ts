@@ -21,11 +21,11 @@ import type { FlowSpec } from "./testing/flows.js";
 import { Random, randomCluster, randomEdit, randomFlows } from "./testing/random-cluster.js";
 import { transition } from "./testing/resources.js";
 
-const CLUSTERS = 150;
-const FLOWS_PER_CLUSTER = 30;
-const SEQUENCES = 40;
-const STEPS = 10;
-const FLOWS_PER_STEP = 10;
+const CLUSTERS = 120;
+const FLOWS_PER_CLUSTER = 25;
+const SEQUENCES = 30;
+const STEPS = 8;
+const FLOWS_PER_STEP = 8;
 const GRAPH_HOSTS = ["node-1", "node-2"];
 
 const IN_SYNC: CalcInput = { type: "status", status: "in-sync" };

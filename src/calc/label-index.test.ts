@@ -361,7 +361,8 @@ describe("LabelIndex queries", () => {
     for (let n = 0; n < 1000; n++) {
       index.updateItem(`pod-${n}`, { ns: `ns-${n % 100}`, app: n % 2 === 0 ? "web" : "db" });
     }
-    for (let n = 0; n < 100; n++) index.updateSelector(`s${n}`, counted(`ns == "ns-${n}" && app == "web"`));
+    for (let n = 0; n < 100; n++)
+      index.updateSelector(`s${n}`, counted(`ns == "ns-${n}" && app == "web"`));
     // Each selector was tried on the 10 items of its namespace only.
     assert.equal(evaluations, 1000);
     evaluations = 0;

@@ -13,6 +13,7 @@ import type { ExitCode } from "./cli-errors.js";
 import type { CommandContext } from "./context.js";
 import type { Output } from "./output.js";
 import type { InputFiles } from "./read-inputs.js";
+import { registerAgent } from "./commands/agent.js";
 import { registerDelete } from "./commands/delete.js";
 import { registerGet } from "./commands/get.js";
 import { registerIpam } from "./commands/ipam.js";
@@ -117,6 +118,7 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
   registerValidate(program, ctx);
   registerVersion(program, ctx);
   registerIpam(program, ctx);
+  registerAgent(program, ctx, deps.env);
 
   try {
     if (argv.length === 0) {

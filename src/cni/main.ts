@@ -13,6 +13,21 @@ import type { CniDeps } from "./cni-deps.js";
 import { runCni } from "./run-cni.js";
 import type { PluginMode } from "./run-cni.js";
 
+/**
+ * Deadline per datastore request. Longer than an interactive tool's: a node
+ * starting many pods at once is busy, and a CNI call that fails for
+ * impatience costs the runtime a retry of the whole ADD.
+ */
+const DATASTORE_TIMEOUT_MS = 10_000;
+
+/**
+ * Compare-and-swap retries per IPAM operation. A node starting (or
+ * stopping) dozens of pods at once has them all writing its one block;
+ * each lost race costs a re-read and a jittered pause, so a burst needs
+ * more rounds than IPAM's default before every writer has had its turn.
+ */
+const IPAM_MAX_RETRIES = 100;
+
 async function readStdin(): Promise<string> {
   if (process.stdin.isTTY) return "";
   const chunks: Buffer[] = [];
@@ -21,14 +36,14 @@ async function readStdin(): Promise<string> {
 }
 
 async function realDeps(): Promise<CniDeps> {
-  const [{ Iproute2 }, { TWILL_ROUTE_PROTOCOL }, { execPlugin }, os] = await Promise.all([
+  const [{ Iproute2 }, { ROUTE_PROTOCOL }, { execPlugin }, os] = await Promise.all([
     import("./iproute2.js"),
-    import("../api/schemas/felix-configuration.js"),
+    import("./netlink.js"),
     import("./exec-plugin.js"),
     import("node:os"),
   ]);
   return {
-    netlink: new Iproute2({ routeProtocol: TWILL_ROUTE_PROTOCOL }),
+    netlink: new Iproute2({ routeProtocol: ROUTE_PROTOCOL }),
     openDatastore: async (options) => {
       const [{ EtcdHttpBackend }, { ResourceStore }, { Ipam }] = await Promise.all([
         import("./etcd-http-backend.js"),
@@ -37,6 +52,7 @@ async function realDeps(): Promise<CniDeps> {
       ]);
       const backend = new EtcdHttpBackend({
         endpoints: options.endpoints,
+        timeoutMs: DATASTORE_TIMEOUT_MS,
         ...(options.tls ? { tls: options.tls } : {}),
         ...(options.username !== undefined ? { username: options.username } : {}),
         ...(options.password !== undefined ? { password: options.password } : {}),
@@ -45,7 +61,8 @@ async function realDeps(): Promise<CniDeps> {
         backend,
         options.prefix !== undefined ? { prefix: options.prefix } : {},
       );
-      return { store, ipam: new Ipam(store), close: () => backend.close() };
+      const ipam = new Ipam(store, { maxRetries: IPAM_MAX_RETRIES });
+      return { store, ipam, close: () => backend.close() };
     },
     execPlugin,
     hostname: () => os.hostname(),

@@ -15,6 +15,15 @@
 // normally its default route). For IPv6 the gateway is the host side's
 // link-local address, fixed by its fixed MAC (EUI-64 of ee:ee:ee:ee:ee:ee).
 
+/**
+ * The protocol number on the host routes the plugin makes: twill's own
+ * (TWILL_ROUTE_PROTOCOL in src/api/schemas/felix-configuration.ts; a test
+ * keeps the two equal). Not imported from there: that module builds the
+ * whole FelixConfiguration schema when loaded, ~100 ms of CPU in a process
+ * that lives for one CNI call.
+ */
+export const ROUTE_PROTOCOL = 116;
+
 /** The MAC of every host-side workload interface. */
 export const HOST_SIDE_MAC = "ee:ee:ee:ee:ee:ee";
 /** The workload's IPv4 gateway (link-local, answered by proxy ARP). */

@@ -37,8 +37,11 @@ export interface DataplaneSettings {
   ipv6: boolean;
   /** Turn IP forwarding on (ipForwarding Enabled). */
   forwarding: boolean;
-  /** Strict rp_filter on workload interfaces (off when workloads may spoof). */
-  strictRpFilter: boolean;
+  /**
+   * Honour endpoints' allowSpoofedSourcePrefixes (workloadSourceSpoofing Any).
+   * When false they are ignored, and workload interfaces get strict rp_filter.
+   */
+  allowSourceSpoofing: boolean;
   /** Program no routes at all (routeSyncDisabled). */
   routeSyncDisabled: boolean;
 }
@@ -183,7 +186,7 @@ export class Dataplane {
       // The flag clears before rendering: a render that throws is a bug, and
       // repeating it at once would not help; the next message retries it.
       this.#renderDirty = false;
-      this.#rendered = renderRuleset(this.#state, this.#settings.render);
+      this.#rendered = renderRuleset(this.#renderable(), this.#settings.render);
       this.#nft.setDesired(this.#rendered);
     }
     const rendered = this.#rendered;
@@ -263,6 +266,18 @@ export class Dataplane {
     return { nft, routes, sysctlWrites, endpoints };
   }
 
+  /** The state as the renderer should see it: spoofing prefixes only when allowed. */
+  #renderable(): DesiredDataplane {
+    if (this.#settings.allowSourceSpoofing) return this.#state;
+    let endpoints: DesiredDataplane["endpoints"] | undefined;
+    for (const [id, ep] of this.#state.endpoints) {
+      if (ep.allowSpoofedSourcePrefixes.length === 0) continue;
+      endpoints ??= new Map(this.#state.endpoints);
+      endpoints.set(id, { ...ep, allowSpoofedSourcePrefixes: [] });
+    }
+    return endpoints ? { ...this.#state, endpoints } : this.#state;
+  }
+
   #index(id: string, iface: string): void {
     if (iface === "") return;
     let s = this.#byInterface.get(iface);
@@ -279,5 +294,5 @@ export class Dataplane {
 }
 
 function sysctlOptions(s: DataplaneSettings) {
-  return { ipv6: s.ipv6, forwarding: s.forwarding, strictRpFilter: s.strictRpFilter };
+  return { ipv6: s.ipv6, forwarding: s.forwarding, strictRpFilter: !s.allowSourceSpoofing };
 }

@@ -10,6 +10,12 @@
 // to something not yet told; this module does not re-check references (the
 // renderer fails closed on a dangling one) but refuses what it cannot apply
 // at all: a delta for a set it has never been told about.
+//
+// Identity means change: every message that changes an entry puts a new
+// object in its map (an ipset-delta a new DesiredIPSet around the same,
+// updated, members Set), and nothing here mutates an entry's object after
+// that. So a renderer may cache what it derived from an entry by object
+// identity (render-nft's RenderCache does).
 import type {
   CompiledPolicy,
   CompiledProfile,
@@ -74,6 +80,7 @@ export function applyMessage(state: DesiredDataplane, msg: DataplaneMessage): De
       }
       for (const m of msg.removed) set.members.delete(m);
       for (const m of msg.added) set.members.add(m);
+      state.ipsets.set(msg.id, { info: set.info, members: set.members });
       break;
     }
     case "ipset-remove":

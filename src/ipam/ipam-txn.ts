@@ -152,6 +152,9 @@ export interface RetryDeps {
   onRetry(): void;
 }
 
+/** An attempt's answer meaning "lost the race, but try again at once with what the failure read back". */
+export const RETRY_NOW: unique symbol = Symbol("retryNow");
+
 /** Throws TwillError "Aborted" when the signal has fired. */
 export function checkAborted(signal: AbortSignal | undefined, what: string): void {
   if (signal?.aborted) throw new TwillError("Aborted", `${what} was aborted`);
@@ -166,11 +169,21 @@ export async function withRetries<T>(
   deps: RetryDeps,
   what: string,
   signal: AbortSignal | undefined,
-  attempt: (n: number) => Promise<T | undefined>,
+  attempt: (n: number) => Promise<T | undefined | typeof RETRY_NOW>,
 ): Promise<T> {
   for (let n = 1; ; n++) {
     checkAborted(signal, what);
     const result = await attempt(n);
+    if (result === RETRY_NOW) {
+      deps.onRetry();
+      if (n > deps.maxRetries) {
+        throw new TwillError(
+          "Conflict",
+          `${what}: the datastore kept changing under concurrent writers; gave up after ${n} attempts`,
+        );
+      }
+      continue;
+    }
     if (result !== undefined) return result;
     deps.onRetry();
     if (n > deps.maxRetries) {

@@ -16,6 +16,7 @@ import {
 } from "./ipam-testkit.js";
 import { IP_POOL } from "./ipam-policy.js";
 import type { Backend } from "../datastore/backend.js";
+import { ResourceStore } from "../datastore/resource-store.js";
 import type { Ipam } from "./ipam.js";
 
 async function assign(ipam: Ipam, host: string, handle: string, extra: object = {}) {
@@ -193,6 +194,28 @@ describe("autoAssign: affinity and claims", () => {
     assert.equal(Object.keys(handle.blocks).length, 2);
     const released = await ipam.releaseByHandle("h");
     assert.equal(released.released.length, 2);
+  });
+
+  const autoFamilies = [
+    { pools: ["10.65.0.0/24", "fd00:65::/120"], want: [1, 1] },
+    { pools: ["10.65.0.0/24"], want: [1, 0] },
+    { pools: ["fd00:65::/120"], want: [0, 1] },
+  ];
+  for (const c of autoFamilies) {
+    test(`"auto" families with pools ${c.pools.join(", ")}: ${c.want.join(" + ")} addresses`, async () => {
+      const { ipam } = await ipamWith(c.pools.map((cidr, i) => pool(`p${i}`, cidr)));
+      const r = await ipam.autoAssign({ host: "h", handle: "x", num4: "auto", num6: "auto" });
+      assert.deepEqual([r.ipv4.length, r.ipv6.length], c.want);
+    });
+  }
+
+  test('"auto" with no pool of either family is Exhausted', async () => {
+    const { ipam } = await ipamWith([pool("p", "10.65.0.0/24", { disabled: true })]);
+    await assert.rejects(
+      ipam.autoAssign({ host: "h", handle: "x", num4: "auto", num6: "auto" }),
+      (err: unknown) =>
+        isErrorCode(err, "Exhausted") && /no IPv4 pool.*no IPv6 pool/.test(err.message),
+    );
   });
 
   test("dual stack with no IPv6 pool is Exhausted and allocates nothing", async () => {
@@ -541,6 +564,42 @@ describe("concurrency and failures", () => {
     assert.deepEqual(sleeps, [7, 15, 31, 63]);
     assert.equal(ipam.stats.casRetries, 5);
   });
+
+  const poolChanges = [
+    {
+      name: "a pool relabelled while a block is claimed: the claim reads it again and wins",
+      disable: false,
+    },
+    { name: "a pool disabled while a block is claimed: no block of it is claimed", disable: true },
+  ];
+  for (const c of poolChanges) {
+    test(c.name, async () => {
+      let changed = false;
+      const { ipam } = await ipamWith([pool("p", "10.65.0.0/24"), node("h")], {
+        wrap: (inner) => ({
+          ...bind(inner),
+          txn: async (req) => {
+            if (!changed && req.success.some((op) => op.type === "put")) {
+              changed = true;
+              const other = new ResourceStore(inner);
+              const p = await other.get(IP_POOL, "p");
+              const spec = { ...(p.spec as object), disabled: c.disable };
+              await other.update({ ...p, metadata: { ...p.metadata, labels: { x: "y" } }, spec });
+            }
+            return inner.txn(req);
+          },
+        }),
+      });
+      const run = assign(ipam, "h", "x");
+      if (c.disable) {
+        await assert.rejects(run, (err: unknown) => isErrorCode(err, "Exhausted"));
+        assert.deepEqual(await ipam.listBlocks(), []);
+      } else {
+        assert.match((await run).ipv4[0] as string, /^10\.65\.0\./);
+        assert.equal(ipam.stats.casRetries, 1);
+      }
+    });
+  }
 
   test("an aborted request stops before it writes", async () => {
     const { ipam, memory } = await ipamWith([pool("p", "10.65.0.0/24")]);

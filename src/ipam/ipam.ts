@@ -75,7 +75,15 @@ import { eligiblePools, loadNodeLabels, loadPolicy, poolOf } from "./ipam-policy
 import type { IpamPolicy, PoolInfo } from "./ipam-policy.js";
 import { parseHandleRecord, parseHostRecord } from "./ipam-records.js";
 import type { HandleRecord, HostRecord } from "./ipam-records.js";
-import { ChangeSet, DEFAULT_MAX_RETRIES, checkAborted, readKeys, withRetries } from "./ipam-txn.js";
+import {
+  ChangeSet,
+  DEFAULT_MAX_RETRIES,
+  RETRY_NOW,
+  checkAborted,
+  readKeys,
+  withRetries,
+} from "./ipam-txn.js";
+const FAST = Number(process.env["TWILL_IPAM_FAST"] ?? 0);
 import type { ReadCache, RetryDeps } from "./ipam-txn.js";
 
 export { DEFAULT_MAX_RETRIES } from "./ipam-txn.js";
@@ -111,10 +119,13 @@ export interface AutoAssignRequest {
   /** Identifies the owner; the CNI plugin uses "<network name>.<container id>". */
   handle: string;
   attributes?: IpamAttributes;
-  /** IPv4 addresses wanted (default 1). */
-  num4?: 0 | 1;
-  /** IPv6 addresses wanted (default 0). */
-  num6?: 0 | 1;
+  /**
+   * IPv4 addresses wanted (default 1). "auto": one if some IPv4 pool serves
+   * the host, else none (dual stack "when both kinds of pool exist").
+   */
+  num4?: 0 | 1 | "auto";
+  /** IPv6 addresses wanted (default 0), or "auto" as for num4. */
+  num6?: 0 | 1 | "auto";
   /** Only these IPv4 pools (names or CIDRs); Manual pools must be named to be used. */
   pools4?: readonly string[];
   /** Only these IPv6 pools (names or CIDRs). */
@@ -310,41 +321,57 @@ export class Ipam {
       ["num4", num4],
       ["num6", num6],
     ] as const) {
-      if (n !== 0 && n !== 1) throw new TwillError("Invalid", `${field}: must be 0 or 1, got ${n}`);
+      if (n !== 0 && n !== 1 && n !== "auto") {
+        throw new TwillError("Invalid", `${field}: must be 0, 1 or "auto", got ${String(n)}`);
+      }
     }
-    const families: IPFamily[] = [];
-    if (num4 === 1) families.push(4);
-    if (num6 === 1) families.push(6);
+    const wanted = new Map<IPFamily, 1 | "auto">();
+    if (num4 !== 0) wanted.set(4, num4);
+    if (num6 !== 0) wanted.set(6, num6);
+    const families = [...wanted.keys()];
     if (families.length === 0) return { ipv4: [], ipv6: [], warnings: [] };
     const what = `assigning an address to handle "${handle}" on host "${host}"`;
     checkAborted(req.signal, what);
     // The host's block list and the handle are read alongside the policy, so
     // an allocation from the host's own block takes three round trips: this
     // one, the block, the commit.
-    const [policy, node, prefetched] = await Promise.all([
+    const [firstPolicy, node, prefetched] = await Promise.all([
       loadPolicy(this.store),
       loadNodeLabels(this.store, host),
       readKeys(this.#backend, [this.keys.host(host), this.keys.handle(handle)]),
     ]);
+    let policy = firstPolicy;
     let initial: ReadCache | undefined = prefetched;
-    const warnings = [...policy.warnings, ...node.warnings];
-    const pools = new Map<IPFamily, PoolInfo[]>();
-    for (const f of families) {
-      const eligible = eligiblePools(policy, f, node.labels, f === 4 ? req.pools4 : req.pools6);
-      if (eligible.length === 0) {
-        throw new TwillError(
-          "Exhausted",
-          `no IPv${f} pool serves host "${host}": ${noPoolReason(policy, f)}`,
-        );
+    const poolsFor = (p: IpamPolicy): Map<IPFamily, PoolInfo[]> => {
+      const out = new Map<IPFamily, PoolInfo[]>();
+      const reasons: string[] = [];
+      for (const f of families) {
+        const eligible = eligiblePools(p, f, node.labels, f === 4 ? req.pools4 : req.pools6);
+        if (eligible.length > 0) {
+          out.set(f, eligible);
+          continue;
+        }
+        const reason = `no IPv${f} pool serves host "${host}": ${noPoolReason(p, f)}`;
+        if (wanted.get(f) === 1) throw new TwillError("Exhausted", reason);
+        reasons.push(reason);
       }
-      pools.set(f, eligible);
-    }
+      if (out.size === 0) throw new TwillError("Exhausted", reasons.join("; "));
+      return out;
+    };
+    let pools = poolsFor(policy);
+    let reloadPolicy = false;
     const attributes = attributesOf(req.attributes, host);
     const knownTaken = new Set<string>();
     // Blocks the last attempt wanted: a retry reads them together with the
     // host and handle, in one round trip (after the pause, so fresh).
     let hint: string[] = [];
-    const ips = await withRetries(this.#retry, what, req.signal, async () => {
+    const ips = await withRetries(this.#retry, what, req.signal, async (n) => {
+      if (reloadPolicy) {
+        // A claim compares its pool's revision: the pool may have changed.
+        policy = await loadPolicy(this.store);
+        pools = poolsFor(policy);
+        reloadPolicy = false;
+      }
       const plan = await this.#planAutoAssign(
         host,
         handle,
@@ -363,9 +390,15 @@ export class Ipam {
       for (const cidr of plan.claimed) {
         if (result.fresh.get(this.keys.block(cidr))) knownTaken.add(cidr);
       }
+      reloadPolicy = plan.claimed.length > 0;
       hint = plan.blockKeys;
+      if (n <= FAST && !reloadPolicy) {
+        initial = result.fresh;
+        return RETRY_NOW;
+      }
       return undefined;
     });
+    const warnings = [...policy.warnings, ...node.warnings];
     return { ipv4: ips.get(4) ?? [], ipv6: ips.get(6) ?? [], warnings };
   }
 
@@ -442,7 +475,7 @@ export class Ipam {
         }
       }
       if (!planned && !config.strictAffinity) {
-        allBlocks ??= await this.listBlocks();
+        allBlocks ??= await this.#borrowableBlocks();
         planned = borrow(allBlocks, host, handle, family, familyPools, reserved, alloc);
       }
       if (!planned) {
@@ -532,26 +565,28 @@ export class Ipam {
     const text = formatIP(ip.family, ip.value);
     const what = `assigning "${text}" to handle "${handle}"`;
     checkAborted(req.signal, what);
-    const policy = await loadPolicy(this.store);
-    const holding = policy.pools.filter((p) => cidrContainsIP(p.cidr, ip));
-    const pool = holding.find((p) => !p.spec.disabled);
-    if (!pool) {
-      const first = holding[0];
-      throw new TwillError(
-        "Invalid",
-        first
-          ? `cannot assign "${text}": its pool "${first.name}" is disabled`
-          : `cannot assign "${text}": it is in no IP pool`,
-      );
-    }
-    const cidr = formatCIDR(blockContaining(ip, pool.spec.blockSize));
     const attributes = attributesOf(req.attributes, host);
-    const blockKey = this.keys.block(cidr);
     const hostKey = this.keys.host(host);
     const handleKey = this.keys.handle(handle);
-    const affinityKey = this.keys.affinity(host, cidr);
-    const { config } = policy;
-    await withRetries(this.#retry, what, req.signal, async () => {
+    let policy: IpamPolicy | undefined;
+    const placed = await withRetries(this.#retry, what, req.signal, async () => {
+      // Read (again, after a lost race) the pool: a new block compares its revision.
+      policy = await loadPolicy(this.store);
+      const holding = policy.pools.filter((p) => cidrContainsIP(p.cidr, ip));
+      const pool = holding.find((p) => !p.spec.disabled);
+      if (!pool) {
+        const first = holding[0];
+        throw new TwillError(
+          "Invalid",
+          first
+            ? `cannot assign "${text}": its pool "${first.name}" is disabled`
+            : `cannot assign "${text}": it is in no IP pool`,
+        );
+      }
+      const cidr = formatCIDR(blockContaining(ip, pool.spec.blockSize));
+      const blockKey = this.keys.block(cidr);
+      const affinityKey = this.keys.affinity(host, cidr);
+      const { config } = policy;
       const nowMs = this.#now();
       const alloc: NewAllocation = { handle, attributes, now: iso(nowMs) };
       const read = await readKeys(this.#backend, [blockKey, hostKey, handleKey]);
@@ -611,9 +646,9 @@ export class Ipam {
       addToHandle(handleRec, cidr, 1);
       change.expect(handleKey, handleEntry).put(handleKey, handleRec);
       const result = await change.commit(this.#backend);
-      return result.succeeded ? true : undefined;
+      return result.succeeded ? cidr : undefined;
     });
-    return { ip: text, block: cidr, warnings: policy.warnings };
+    return { ip: text, block: placed, warnings: policy?.warnings ?? [] };
   }
 
   /** Releases addresses; with `handle`, only those still held under it. */
@@ -843,7 +878,21 @@ export class Ipam {
     return undefined;
   }
 
-  /** Every block, in key order. */
+  /** Every block that parses (one corrupt block must not stop borrowing from the others). */
+  async #borrowableBlocks(): Promise<BlockInfo[]> {
+    const { entries } = await this.#backend.list(this.keys.blocks);
+    const out: BlockInfo[] = [];
+    for (const e of entries) {
+      try {
+        out.push({ key: e.key, modRevision: e.modRevision, block: parseBlock(e.value, e.key) });
+      } catch {
+        // Reported by `twill ipam check`.
+      }
+    }
+    return out;
+  }
+
+  /** Every block, in key order; TwillError "Internal" naming the key of a corrupt one. */
   async listBlocks(): Promise<BlockInfo[]> {
     const { entries } = await this.#backend.list(this.keys.blocks);
     return entries.map((e) => ({

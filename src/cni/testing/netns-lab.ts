@@ -1,0 +1,266 @@
+// A closed world of network namespaces for the CNI plugin's real tests and
+// its benchmark. Nothing here touches the machine's own namespace: every
+// interface, route and sysctl is inside a namespace this lab created, all
+// named <prefix>-..., with prefix "twt-<random>", and close() deletes them.
+//
+//   test process (machine's namespace) ── etcd on 127.0.0.1:<port>
+//        │ unix socket proxy <dir>/etcd.sock (a file: reachable from every namespace)
+//   ┌────┴───────────────── host namespace <prefix>-h<i> ──────────────────┐
+//   │ up0 192.168.254.1/24 fd00:254::1/64 ◄─veth─► up1   (both ends here)   │
+//   │ default via 192.168.254.2 dev up0, ::/0 via fd00:254::2 (never left)  │
+//   │ node dist/src/cni/main.js ... run here, as a runtime would            │
+//   │ tw<hash> ◄─veth─► eth0 in <prefix>-w<n> (a workload namespace)        │
+//   └───────────────────────────────────────────────────────────────────────┘
+//
+// The default route matters: the host answers the workload's ARP for
+// 169.254.1.1 by proxy ARP only with a route covering that address.
+import { execFile, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm, symlink } from "node:fs/promises";
+import { createConnection, createServer } from "node:net";
+import type { Server, Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+
+const exec = promisify(execFile);
+
+/** The plugin as built: dist/src/cni/main.js. */
+export const PLUGIN_MAIN = fileURLToPath(new URL("../main.js", import.meta.url));
+
+export const UPLINK_V4 = "192.168.254.1";
+export const UPLINK_V6 = "fd00:254::1";
+
+/** Why the real-namespace tests cannot run here, or undefined when they can. */
+export function netnsUnavailableReason(): string | undefined {
+  if (process.getuid?.() !== 0) return "needs root (network namespaces)";
+  if (!["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].some((p) => existsSync(p))) {
+    return "needs iproute2";
+  }
+  if (!existsSync("/usr/bin/nsenter") && !existsSync("/bin/nsenter")) return "needs nsenter";
+  if (!existsSync("/usr/bin/etcd")) return "needs etcd";
+  return undefined;
+}
+
+export interface PluginCall {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  /** stdout parsed, when it is JSON. */
+  json: Record<string, unknown> | undefined;
+  ms: number;
+}
+
+export interface NetnsLab {
+  readonly prefix: string;
+  /** `unix://...`: the etcd endpoint as seen from inside the lab. */
+  readonly etcdEndpoint: string;
+  /** A host namespace with its uplink; returns its name. */
+  addHost(): Promise<string>;
+  /** A workload namespace; returns its path (CNI_NETNS). */
+  addWorkload(): Promise<string>;
+  /** Delete a namespace early (e.g. a workload that went away before DEL). */
+  deleteNamespace(nameOrPath: string): Promise<void>;
+  /** `ip <args>` inside a namespace (name or path). */
+  ip(ns: string, args: readonly string[]): Promise<string>;
+  /** Run a command inside a namespace. */
+  run(ns: string, cmd: string, args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** Run the plugin in `host` as a runtime does. `as` names the executable (e.g. "twill-ipam"). */
+  plugin(
+    host: string,
+    env: Record<string, string>,
+    config: unknown,
+    options?: { as?: string },
+  ): Promise<PluginCall>;
+  /**
+   * Whether `ns` can open a TCP connection to `address`:`port` in `host`,
+   * where a one-shot server answers "pong" (a real round trip through the
+   * veth, the gateway trick and the host's routes).
+   */
+  reach(host: string, ns: string, address: string): Promise<string>;
+  /** Namespaces of this lab still present. */
+  namespaces(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+async function listNamespaces(): Promise<string[]> {
+  const { stdout } = await exec("ip", ["netns", "list"]);
+  return stdout
+    .split("\n")
+    .map((l) => l.split(" ")[0] ?? "")
+    .filter((n) => n !== "");
+}
+
+/** Starts a lab whose plugins reach etcd at `etcdEndpoint` (http://127.0.0.1:port). */
+export async function startNetnsLab(etcdEndpoint: string): Promise<NetnsLab> {
+  const prefix = `twt-${randomBytes(3).toString("hex")}`;
+  const dir = await mkdtemp(join(tmpdir(), `${prefix}-`));
+  const socketPath = join(dir, "etcd.sock");
+  const target = new URL(etcdEndpoint);
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = createConnection(Number(target.port), target.hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("error", () => undefined);
+      s.on("close", () => {
+        sockets.delete(s);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+  let hosts = 0;
+  let workloads = 0;
+  const nameOf = (ns: string): string => (ns.startsWith("/") ? (ns.split("/").pop() ?? ns) : ns);
+
+  const run = async (
+    ns: string,
+    cmd: string,
+    args: readonly string[],
+  ): Promise<{ code: number; stdout: string; stderr: string }> => {
+    try {
+      const { stdout, stderr } = await exec("ip", ["netns", "exec", nameOf(ns), cmd, ...args]);
+      return { code: 0, stdout, stderr };
+    } catch (err) {
+      const e = err as { code?: number; stdout?: string; stderr?: string };
+      return { code: typeof e.code === "number" ? e.code : 1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
+    }
+  };
+  const ip = async (ns: string, args: readonly string[]): Promise<string> => {
+    const { stdout } = await exec("ip", ["-n", nameOf(ns), ...args]);
+    return stdout;
+  };
+  const sysctl = async (ns: string, path: string, value: string): Promise<void> => {
+    await exec("ip", ["netns", "exec", nameOf(ns), "sh", "-c", `echo ${value} > /proc/sys/net/${path}`]);
+  };
+
+  return {
+    prefix,
+    etcdEndpoint: `unix://${socketPath}`,
+    async addHost() {
+      const name = `${prefix}-h${hosts++}`;
+      await exec("ip", ["netns", "add", name]);
+      await ip(name, ["link", "set", "lo", "up"]);
+      await ip(name, ["link", "add", "up0", "type", "veth", "peer", "name", "up1"]);
+      await ip(name, ["addr", "add", `${UPLINK_V4}/24`, "dev", "up0"]);
+      await ip(name, ["-6", "addr", "add", `${UPLINK_V6}/64`, "dev", "up0", "nodad"]);
+      await ip(name, ["link", "set", "up0", "up"]);
+      await ip(name, ["link", "set", "up1", "up"]);
+      await ip(name, ["route", "add", "default", "via", "192.168.254.2", "dev", "up0"]);
+      await ip(name, ["-6", "route", "add", "default", "via", "fd00:254::2", "dev", "up0"]);
+      await sysctl(name, "ipv4/ip_forward", "1");
+      await sysctl(name, "ipv6/conf/all/forwarding", "1");
+      return name;
+    },
+    async addWorkload() {
+      const name = `${prefix}-w${workloads++}`;
+      await exec("ip", ["netns", "add", name]);
+      await ip(name, ["link", "set", "lo", "up"]);
+      return `/var/run/netns/${name}`;
+    },
+    async deleteNamespace(ns) {
+      await exec("ip", ["netns", "del", nameOf(ns)]).catch(() => undefined);
+    },
+    ip,
+    run,
+    async plugin(host, env, config, options = {}) {
+      let main = PLUGIN_MAIN;
+      if (options.as !== undefined) {
+        main = join(dir, options.as);
+        if (!existsSync(main)) await symlink(PLUGIN_MAIN, main);
+      }
+      const started = performance.now();
+      return new Promise((resolve, reject) => {
+        const child = spawn("ip", ["netns", "exec", host, process.execPath, main], {
+          env: { PATH: process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin", ...env },
+          stdio: ["pipe", "pipe", "pipe"],
+        });
+        const out: Buffer[] = [];
+        const err: Buffer[] = [];
+        child.stdout.on("data", (c: Buffer) => out.push(c));
+        child.stderr.on("data", (c: Buffer) => err.push(c));
+        child.on("error", reject);
+        child.on("close", (code) => {
+          const stdout = Buffer.concat(out).toString("utf8");
+          let json: Record<string, unknown> | undefined;
+          try {
+            json = stdout.trim() === "" ? undefined : (JSON.parse(stdout) as Record<string, unknown>);
+          } catch {
+            json = undefined;
+          }
+          resolve({
+            exitCode: code ?? 1,
+            stdout,
+            stderr: Buffer.concat(err).toString("utf8"),
+            json,
+            ms: performance.now() - started,
+          });
+        });
+        child.stdin.end(typeof config === "string" ? config : JSON.stringify(config));
+      });
+    },
+    async reach(host, ns, address) {
+      const port = 20000 + Math.floor(Math.random() * 20000);
+      const server = spawn(
+        "ip",
+        [
+          "netns", "exec", host, process.execPath, "-e",
+          `const s = require("net").createServer((c) => { c.end("pong"); s.close(); });
+           s.listen(${port}, "::", () => console.log("ready"));
+           setTimeout(() => process.exit(3), 10000);`,
+        ],
+        { stdio: ["ignore", "pipe", "inherit"] },
+      );
+      try {
+        await new Promise<void>((resolve, reject) => {
+          server.stdout.once("data", () => resolve());
+          server.once("exit", (code) => reject(new Error(`echo server exited with ${code}`)));
+        });
+        const client = await run(ns, process.execPath, [
+          "-e",
+          `const c = require("net").connect(${port}, ${JSON.stringify(address)});
+           let got = ""; c.on("data", (d) => (got += d)); c.on("end", () => { console.log(got); process.exit(0); });
+           c.on("error", (e) => { console.error(e.message); process.exit(1); });
+           setTimeout(() => { console.error("timeout"); process.exit(2); }, 5000);`,
+        ]);
+        return client.code === 0 ? client.stdout.trim() : `failed: ${client.stderr.trim()}`;
+      } finally {
+        server.kill();
+      }
+    },
+    async namespaces() {
+      return (await listNamespaces()).filter((n) => n.startsWith(`${prefix}-`));
+    },
+    async close() {
+      for (const name of await listNamespaces()) {
+        if (name.startsWith(`${prefix}-`)) await exec("ip", ["netns", "del", name]).catch(() => undefined);
+      }
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Runs `fn` over `items` with at most `limit` at a time; results in order. */
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i] as T, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, () => worker()));
+  return out;
+}
