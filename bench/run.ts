@@ -33,6 +33,11 @@ interface BenchEntry {
 }
 
 const BENCHMARKS: Record<string, BenchEntry> = {
+  "cni-burst": {
+    description:
+      "100 CNI ADDs started together on one host vs the same kernel work from a shell script (total_s, ratio_vs_bare)",
+    load: () => import("./cni-burst.js"),
+  },
   selector: {
     description:
       "selector parse and match throughput over a realistic mix (parse_per_s, match_per_s)",

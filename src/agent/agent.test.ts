@@ -14,7 +14,7 @@ import { fakeLinkSource } from "../dataplane/link-monitor.js";
 import { fakeNftKernel } from "../dataplane/nft-driver.js";
 import { fakeRouteTable } from "../dataplane/route-driver.js";
 import { fakeSysctls } from "../dataplane/sysctl-driver.js";
-import { isErrorCode } from "../util/errors.js";
+import { TwillError, isErrorCode } from "../util/errors.js";
 import { runAgent } from "./agent.js";
 import type { ConfigName } from "./config.js";
 
@@ -158,8 +158,11 @@ describe("twill agent (fake kernel, memory datastore)", () => {
 
   it("is not ready before the first apply, and never writes to the kernel before the snapshot", async () => {
     const h = harness();
-    // A datastore that never finishes its first list.
-    h.store.backend.list = () => new Promise(() => undefined);
+    // A datastore that does not finish its first list (until it is closed).
+    h.store.backend.list = () =>
+      new Promise((_, reject) =>
+        h.stop.signal.addEventListener("abort", () => reject(new TwillError("Unavailable", "closed"))),
+      );
     h.store.backend.get = async () => undefined;
     const done = h.run();
     const { healthPort } = await h.started;

@@ -86,6 +86,8 @@ export const AGENT_EXIT = { ok: 0, failed: 1 } as const;
 
 /** How long one apply may run before /livez reports the agent stuck. */
 const APPLY_STUCK_MS = 120_000;
+/** How long stopping waits for a component that does not stop by itself. */
+const STOP_GRACE_MS = 5_000;
 /** More endpoint state changes than this in one apply are logged as one summary line. */
 const ENDPOINT_CHANGES_LOGGED = 20;
 
@@ -346,7 +348,8 @@ class Agent {
         this.#die(`datastore syncer failed: ${(err as Error).message}`);
       },
     );
-    cleanups.push(() => syncer.done.catch(() => undefined));
+    // A list in flight is not cancelled by the signal: wait, but not forever.
+    cleanups.push(() => within(STOP_GRACE_MS, syncer.done.catch(() => undefined)));
 
     this.#log.info(
       { healthHost: health.host, healthPort: health.port, nodeName: this.#config.nodeName },
@@ -756,6 +759,13 @@ class Agent {
     this.#appliesSinceSummary = 0;
     this.#failuresSinceSummary = 0;
   }
+}
+
+/** `p`, or nothing after `ms`. */
+async function within(ms: number, p: Promise<unknown>): Promise<void> {
+  let t: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([p, new Promise<void>((resolve) => (t = setTimeout(resolve, ms)))]);
+  clearTimeout(t);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -662,7 +662,7 @@ function runAgainstBruteForce(seed: number, options: PropertyOptions): number {
 }
 
 describe("LabelIndex agrees with brute force", () => {
-  for (const seed of [1, 2, 3, 0x5eed, 20240607, 0xdecafbad]) {
+  for (const seed of [1, 0x5eed, 20240607, 0xdecafbad]) {
     it(`after every one of 1500 random operations (seed ${seed})`, () => {
       runAgainstBruteForce(seed, { steps: 1500, items: 24, selectors: 16, broad: 0 });
     });

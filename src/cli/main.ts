@@ -14,6 +14,7 @@ import type { CommandContext } from "./context.js";
 import type { Output } from "./output.js";
 import type { InputFiles } from "./read-inputs.js";
 import { registerAgent } from "./commands/agent.js";
+import { registerCni } from "./commands/cni.js";
 import { registerDelete } from "./commands/delete.js";
 import { registerGet } from "./commands/get.js";
 import { registerIpam } from "./commands/ipam.js";
@@ -118,6 +119,7 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
   registerValidate(program, ctx);
   registerVersion(program, ctx);
   registerIpam(program, ctx);
+  registerCni(program, ctx);
   registerAgent(program, ctx, deps.env);
 
   try {

@@ -15,12 +15,13 @@ const MAX_TXN_OPS = 128;
  * lost race means another writer's change went through, so retries only
  * run out under heavy contention. The worst case is many allocations on one
  * host at once: they all race for the host's newest block (Calico
- * serializes them with a host-wide lock file; we may not). Against etcd, 50
- * concurrent allocations on each of 4 hosts needed at most 12 attempts in
- * our measurements, 10 per host at most 7; 20 retries leave room, and their
- * pauses add up to about 2 s on average, 4 s at worst.
+ * serializes them with a host-wide lock file; we may not), and exponential
+ * backoff is unfair to the oldest racer. Against etcd on a busy 2-vCPU
+ * machine, the slowest allocation needed 13 attempts with 50 racing per
+ * host (200 in all), and 10-15 with 8 racing in a closed loop; 30 retries
+ * leave room. Calico allows 100. Their pauses add up to at most ~7 s.
  */
-export const DEFAULT_MAX_RETRIES = 20;
+export const DEFAULT_MAX_RETRIES = 30;
 /**
  * First pause after a lost race; it doubles per retry up to MAX_BACKOFF_MS,
  * and the pause taken is uniformly random below it ("full jitter"), which
@@ -152,9 +153,6 @@ export interface RetryDeps {
   onRetry(): void;
 }
 
-/** An attempt's answer meaning "lost the race, but try again at once with what the failure read back". */
-export const RETRY_NOW: unique symbol = Symbol("retryNow");
-
 /** Throws TwillError "Aborted" when the signal has fired. */
 export function checkAborted(signal: AbortSignal | undefined, what: string): void {
   if (signal?.aborted) throw new TwillError("Aborted", `${what} was aborted`);
@@ -169,21 +167,11 @@ export async function withRetries<T>(
   deps: RetryDeps,
   what: string,
   signal: AbortSignal | undefined,
-  attempt: (n: number) => Promise<T | undefined | typeof RETRY_NOW>,
+  attempt: (n: number) => Promise<T | undefined>,
 ): Promise<T> {
   for (let n = 1; ; n++) {
     checkAborted(signal, what);
     const result = await attempt(n);
-    if (result === RETRY_NOW) {
-      deps.onRetry();
-      if (n > deps.maxRetries) {
-        throw new TwillError(
-          "Conflict",
-          `${what}: the datastore kept changing under concurrent writers; gave up after ${n} attempts`,
-        );
-      }
-      continue;
-    }
     if (result !== undefined) return result;
     deps.onRetry();
     if (n > deps.maxRetries) {

@@ -15,7 +15,7 @@
 // - Every change is ONE transaction that compares every IPAM key it read
 //   (ChangeSet refuses to write a key it did not compare). A lost race
 //   writes nothing; the operation reads again, at most `maxRetries` more
-//   times (default 20), pausing a jittered 0-8 ms, 0-16 ms, ... up to 0-250 ms.
+//   times (default 30), pausing a jittered 0-8 ms, 0-16 ms, ... up to 0-250 ms.
 // - A block claim creates the block (compare createRevision = 0), its
 //   affinity key (createRevision = 0) and the host's block list (compared,
 //   which also bounds maxBlocksPerHost) in the same transaction, so two
@@ -75,15 +75,7 @@ import { eligiblePools, loadNodeLabels, loadPolicy, poolOf } from "./ipam-policy
 import type { IpamPolicy, PoolInfo } from "./ipam-policy.js";
 import { parseHandleRecord, parseHostRecord } from "./ipam-records.js";
 import type { HandleRecord, HostRecord } from "./ipam-records.js";
-import {
-  ChangeSet,
-  DEFAULT_MAX_RETRIES,
-  RETRY_NOW,
-  checkAborted,
-  readKeys,
-  withRetries,
-} from "./ipam-txn.js";
-const FAST = Number(process.env["TWILL_IPAM_FAST"] ?? 0);
+import { ChangeSet, DEFAULT_MAX_RETRIES, checkAborted, readKeys, withRetries } from "./ipam-txn.js";
 import type { ReadCache, RetryDeps } from "./ipam-txn.js";
 
 export { DEFAULT_MAX_RETRIES } from "./ipam-txn.js";
@@ -93,7 +85,7 @@ export interface IpamOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Jitter source in [0, 1) (default Math.random). */
   random?: () => number;
-  /** Retries after the first attempt when a compare fails (default 20). */
+  /** Retries after the first attempt when a compare fails (default 30). */
   maxRetries?: number;
   /** Clock in ms since the epoch, for allocatedAt/updatedAt (default Date.now). */
   now?: () => number;
@@ -365,7 +357,7 @@ export class Ipam {
     // Blocks the last attempt wanted: a retry reads them together with the
     // host and handle, in one round trip (after the pause, so fresh).
     let hint: string[] = [];
-    const ips = await withRetries(this.#retry, what, req.signal, async (n) => {
+    const ips = await withRetries(this.#retry, what, req.signal, async () => {
       if (reloadPolicy) {
         // A claim compares its pool's revision: the pool may have changed.
         policy = await loadPolicy(this.store);
@@ -392,10 +384,6 @@ export class Ipam {
       }
       reloadPolicy = plan.claimed.length > 0;
       hint = plan.blockKeys;
-      if (n <= FAST && !reloadPolicy) {
-        initial = result.fresh;
-        return RETRY_NOW;
-      }
       return undefined;
     });
     const warnings = [...policy.warnings, ...node.warnings];
