@@ -193,7 +193,6 @@ describe("twill agent (fake kernel, memory datastore)", () => {
 
   it("takes live settings from FelixConfiguration and logs the change", async () => {
     const h = harness();
-    const felix = kindById("FelixConfiguration");
     await h.store.create({
       apiVersion: "projectcalico.org/v3",
       kind: "FelixConfiguration",
@@ -211,12 +210,11 @@ describe("twill agent (fake kernel, memory datastore)", () => {
       apiVersion: "projectcalico.org/v3",
       kind: "FelixConfiguration",
       metadata: { name: "node.host-1" },
-      spec: { defaultEndpointToHostAction: "Accept", healthPort: 1234 },
+      spec: { defaultEndpointToHostAction: "Accept", healthHost: "localhost" },
     });
     await h.until("delta", () => h.nft.scripts.length > n);
     assert.match(h.nft.scripts.at(-1) ?? "", /accept comment "defaultEndpointToHostAction Accept"/);
     assert.ok(h.lines.some((l) => l["msg"] === "setting changed in FelixConfiguration; takes effect when the agent restarts"));
-    void felix;
     h.stop.abort();
     assert.equal(await done, 0);
   });

@@ -25,8 +25,7 @@ import { kindById } from "../api/kinds.js";
 import type { Resource } from "../api/resource.js";
 import { CalcGraph } from "../calc/calc-graph.js";
 import type { DataplaneMessage } from "../calc/messages.js";
-import { datastoreOptionsFrom } from "../datastore/connect.js";
-import type { EtcdBackendOptions } from "../datastore/etcd-backend.js";
+import type { DatastoreFlags } from "../datastore/connect.js";
 import type { EndpointStatus } from "../datastore/endpoint-status.js";
 import type { ResourceStore } from "../datastore/resource-store.js";
 import { Dataplane } from "../dataplane/dataplane.js";
@@ -62,7 +61,8 @@ export interface AgentDeps {
   env: Readonly<Record<string, string | undefined>>;
   hostname?: () => string;
   readFile(path: string): Promise<string>;
-  openStore(options: EtcdBackendOptions): Promise<ResourceStore>;
+  /** Open the datastore from the resolved --etcd-* settings (the real one: datastore/connect.ts). */
+  openStore(flags: DatastoreFlags): Promise<ResourceStore>;
   kernel: KernelDeps;
   /** Where the JSON log lines go (default standard output). */
   logDestination?: DestinationStream;
@@ -237,18 +237,14 @@ class Agent {
     const stop = this.#stop.signal;
 
     // --- Datastore and the cluster's view of our settings.
-    const etcd = datastoreOptionsFrom(
-      {
-        etcdEndpoints: c.etcdEndpoints,
-        ...(c.etcdCaCertFile !== undefined ? { etcdCaFile: c.etcdCaCertFile } : {}),
-        ...(c.etcdCertFile !== undefined ? { etcdCertFile: c.etcdCertFile } : {}),
-        ...(c.etcdKeyFile !== undefined ? { etcdKeyFile: c.etcdKeyFile } : {}),
-        ...(c.etcdUsername !== undefined ? { etcdUsername: c.etcdUsername } : {}),
-        ...(c.etcdPassword !== undefined ? { etcdPassword: c.etcdPassword } : {}),
-      },
-      {},
-    );
-    this.#store = await this.#deps.openStore(etcd);
+    this.#store = await this.#deps.openStore({
+      etcdEndpoints: c.etcdEndpoints,
+      ...(c.etcdCaCertFile !== undefined ? { etcdCaFile: c.etcdCaCertFile } : {}),
+      ...(c.etcdCertFile !== undefined ? { etcdCertFile: c.etcdCertFile } : {}),
+      ...(c.etcdKeyFile !== undefined ? { etcdKeyFile: c.etcdKeyFile } : {}),
+      ...(c.etcdUsername !== undefined ? { etcdUsername: c.etcdUsername } : {}),
+      ...(c.etcdPassword !== undefined ? { etcdPassword: c.etcdPassword } : {}),
+    });
     cleanups.push(() => this.#store.backend.close());
     this.#felixDefault = await this.#readFelix("default");
     this.#felixNode = await this.#readFelix(`node.${c.nodeName}`);
@@ -590,8 +586,11 @@ class Agent {
     this.#consecutiveFailures = 0;
     this.#lastApplyOk = true;
     const dpLog = this.#logging.child("dataplane");
-    if (result.nft.drift.length > 0 && result.nft.wrote !== "nothing") {
-      dpLog.warn({ drift: result.nft.drift, wrote: result.nft.wrote }, "nftables differed from the desired ruleset; repaired");
+    const drift = result.nft.drift;
+    if (drift.length === 1 && drift[0] === "table missing") {
+      dpLog.info("nftables table inet twill created");
+    } else if (drift.length > 0 && result.nft.wrote !== "nothing") {
+      dpLog.warn({ drift, wrote: result.nft.wrote }, "nftables differed from the desired ruleset; repaired");
     }
     if (result.nft.wrote !== "nothing" || result.routes.changed > 0 || result.sysctlWrites > 0 || !this.#firstApplyDone) {
       dpLog.info(

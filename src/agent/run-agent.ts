@@ -2,7 +2,7 @@
 // /proc/sys, ip monitor), etcd, the process environment, and SIGTERM/SIGINT
 // for a clean stop. A second signal while stopping exits at once.
 import { readFile } from "node:fs/promises";
-import { openDatastore } from "../datastore/connect.js";
+import { datastoreOptionsFrom, openDatastore } from "../datastore/connect.js";
 import { ipLinkSource } from "../dataplane/link-monitor.js";
 import { nftCommandKernel } from "../dataplane/nft-driver.js";
 import { ipRouteTable } from "../dataplane/route-driver.js";
@@ -28,7 +28,8 @@ export async function runAgentProcess(
       {
         env,
         readFile: (path) => readFile(path, "utf8"),
-        openStore: (options) => openDatastore(options),
+        // Already resolved by the agent's config (flags > env > file): no second env lookup.
+        openStore: (datastore) => openDatastore(datastoreOptionsFrom(datastore, {})),
         kernel: {
           nft: nftCommandKernel(runCommand),
           routes: ipRouteTable(runCommand),

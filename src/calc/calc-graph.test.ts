@@ -18,7 +18,7 @@ import { describe, it } from "node:test";
 import type { Resource } from "../api/resource.js";
 import { CalcGraph } from "./calc-graph.js";
 import type { CalcInput } from "./calc-graph.js";
-import type { DataplaneMessage } from "./messages.js";
+import type { DataplaneMessage, TierPolicies } from "./messages.js";
 import { DataplaneModel } from "./testing/dataplane-model.js";
 import { modelFlow } from "./testing/flows.js";
 import {
@@ -36,6 +36,7 @@ import {
   SEQUENCES,
   STATES,
   empty,
+  hostEndpoints,
   k8sDeny,
   namedPorts,
   remotes,
@@ -441,6 +442,29 @@ describe("calc graph: policies", () => {
       "policy-remove default/shop/knp.default.default-deny",
       "policy-remove default/shop/knp.default.web-from-db",
     ]);
+  });
+});
+
+describe("calc graph: host endpoints", () => {
+  it("lists normal, applyOnForward, preDNAT and doNotTrack policies in their own tiers", () => {
+    const { d } = synced(hostEndpoints.resources);
+    const ep = d.model.endpoints.get("host/node-1-eth0");
+    const names = (tiers: readonly TierPolicies[] | undefined) =>
+      (tiers ?? []).map(
+        (t) => `${t.name}: in [${t.ingress.join(" ")}] out [${t.egress.join(" ")}]`,
+      );
+    assert.equal(ep?.kind, "host");
+    assert.equal(ep?.interfaceName, "eth0");
+    assert.deepEqual(names(ep?.tiers), [
+      "default: in [default/forward-ssh default/host-https] out [default/forward-ssh]",
+    ]);
+    assert.deepEqual(names(ep?.forwardTiers), [
+      "default: in [default/forward-ssh] out [default/forward-ssh]",
+    ]);
+    assert.deepEqual(names(ep?.preDnatTiers), ["default: in [default/pre-dnat-block] out []"]);
+    assert.deepEqual(names(ep?.untrackedTiers), ["default: in [default/untracked-dns] out []"]);
+    assert.equal(d.model.routes.size, 1, "host endpoints get no routes (web-1 has one)");
+    assert.equal(d.model.endpoints.has("host/node-2-eth0"), false, "remote host endpoint");
   });
 });
 

@@ -160,13 +160,15 @@ async function assign(
       workloadEndpoint: id.wepName,
     };
     if (id.pod !== undefined) attributes["pod"] = id.pod;
-    const got = await assignAddresses(ipam, {
-      node: id.node,
-      handle: id.handle,
-      attributes,
-      settings: conf.ipam,
-      requested,
-    });
+    const got = await session.withIpamTurn(() =>
+      assignAddresses(ipam, {
+        node: id.node,
+        handle: id.handle,
+        attributes,
+        settings: conf.ipam,
+        requested,
+      }),
+    );
     for (const warning of got.warnings) deps.log({ level: "warning", msg: warning });
     const addresses: WorkloadAddresses = {};
     if (got.ipv4 !== undefined) addresses.ipv4 = got.ipv4;
@@ -205,7 +207,7 @@ async function unassign(
 ): Promise<void> {
   if (session.inProcessIpam) {
     const { ipam } = await session.datastore();
-    await releaseAddresses(ipam, id.handle, addresses);
+    await session.withIpamTurn(() => releaseAddresses(ipam, id.handle, addresses));
     return;
   }
   await session.delegateIpam("DEL");

@@ -49,7 +49,7 @@ export async function cmdDel(session: Session): Promise<void> {
   if (session.inProcessIpam) {
     await attempt("releasing the addresses", async () => {
       const { ipam } = await session.datastore();
-      await ipam.releaseByHandle(id.handle);
+      await session.withIpamTurn(() => ipam.releaseByHandle(id.handle));
     });
   } else {
     await attempt("running the IPAM plugin's DEL", () => session.delegateIpam("DEL"));

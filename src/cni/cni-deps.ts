@@ -39,6 +39,11 @@ export interface CniDeps {
     env: Record<string, string | undefined>,
     stdin: string,
   ): Promise<PluginRun>;
+  /**
+   * Takes this host's IPAM turn (host-lock.ts): resolves with its release,
+   * or undefined when going on without it. Absent: no turn-taking.
+   */
+  lockIpam?(): Promise<(() => Promise<void>) | undefined>;
   /** This machine's host name (the default node name). */
   hostname(): string;
   /** ms since the epoch. */

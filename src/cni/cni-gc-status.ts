@@ -60,7 +60,7 @@ export async function cmdGc(session: Session): Promise<void> {
           if (!isErrorCode(err, "NotFound") && !isErrorCode(err, "Conflict")) throw err;
         }
       }
-      await ipam.releaseByHandle(handle);
+      await session.withIpamTurn(() => ipam.releaseByHandle(handle));
       deps.log({
         level: "info",
         msg: "collected a stale attachment",

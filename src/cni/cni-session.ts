@@ -133,6 +133,16 @@ export class Session {
     throw new CniError(code, `IPAM plugin "${type}": ${msg}`, details);
   }
 
+  /** Runs an IPAM operation in this host's turn (see host-lock.ts). */
+  async withIpamTurn<T>(run: () => Promise<T>): Promise<T> {
+    const release = this.deps.lockIpam ? await this.deps.lockIpam() : undefined;
+    try {
+      return await run();
+    } finally {
+      await release?.();
+    }
+  }
+
   async close(): Promise<void> {
     if (!this.#datastore) return;
     try {

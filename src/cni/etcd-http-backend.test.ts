@@ -1,4 +1,8 @@
 import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createConnection, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { runBackendContract } from "../datastore/backend-contract.js";
 import { startEtcd } from "../datastore/etcd-server.js";
@@ -36,6 +40,28 @@ describe("EtcdHttpBackend", () => {
       assert.equal(typeof (await backend.revision()), "number");
     } finally {
       await backend.close();
+    }
+  });
+
+  it("talks to etcd through a unix socket", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "twill-etcd-sock-"));
+    const path = join(dir, "etcd.sock");
+    const { hostname, port } = new URL(etcd.endpoint);
+    const proxy = createServer((c) => {
+      const u = createConnection(Number(port), hostname);
+      c.on("error", () => u.destroy());
+      u.on("error", () => c.destroy());
+      c.pipe(u).pipe(c);
+    });
+    await new Promise<void>((resolve) => proxy.listen(path, resolve));
+    const backend = new EtcdHttpBackend({ endpoints: [`unix://${path}`] });
+    try {
+      const put = await backend.txn({ compare: [], success: [{ type: "put", key: "/sock/k", value: "v" }] });
+      assert.equal((await backend.get("/sock/k"))?.modRevision, put.revision);
+    } finally {
+      await backend.close();
+      await new Promise((resolve) => proxy.close(resolve));
+      await rm(dir, { recursive: true, force: true });
     }
   });
 

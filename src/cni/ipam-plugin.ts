@@ -32,13 +32,15 @@ export async function runIpamCommand(session: Session): Promise<CniResult | unde
       if (requested.length === 0 && ipArg) {
         requested.push(...ipArg.split(",").map((ip) => ip.split("/")[0] as string));
       }
-      const got = await assignAddresses(ipam, {
-        node: session.node,
-        handle: ipamHandle(conf.name, env.containerId),
-        attributes: attributesOf(session),
-        settings: conf.ipam,
-        requested,
-      });
+      const got = await session.withIpamTurn(() =>
+        assignAddresses(ipam, {
+          node: session.node,
+          handle: ipamHandle(conf.name, env.containerId),
+          attributes: attributesOf(session),
+          settings: conf.ipam,
+          requested,
+        }),
+      );
       for (const warning of got.warnings) session.deps.log({ level: "warning", msg: warning });
       const ips = [];
       if (got.ipv4 !== undefined) ips.push({ address: `${got.ipv4}/32` });
@@ -47,7 +49,7 @@ export async function runIpamCommand(session: Session): Promise<CniResult | unde
     }
     case "DEL": {
       const { ipam } = await session.datastore();
-      await ipam.releaseByHandle(ipamHandle(conf.name, env.containerId));
+      await session.withIpamTurn(() => ipam.releaseByHandle(ipamHandle(conf.name, env.containerId)));
       return undefined;
     }
     case "CHECK": {
@@ -78,7 +80,7 @@ export async function runIpamCommand(session: Session): Promise<CniResult | unde
       const errors: string[] = [];
       for (const handle of new Set(stale.map((s) => s.handle))) {
         try {
-          await ipam.releaseByHandle(handle);
+          await session.withIpamTurn(() => ipam.releaseByHandle(handle));
         } catch (err) {
           errors.push(`${handle}: ${err instanceof Error ? err.message : String(err)}`);
         }

@@ -36,12 +36,14 @@ async function readStdin(): Promise<string> {
 }
 
 async function realDeps(): Promise<CniDeps> {
-  const [{ Iproute2 }, { ROUTE_PROTOCOL }, { execPlugin }, os] = await Promise.all([
-    import("./iproute2.js"),
-    import("./netlink.js"),
-    import("./exec-plugin.js"),
-    import("node:os"),
-  ]);
+  const [{ Iproute2 }, { ROUTE_PROTOCOL }, { execPlugin }, { acquireHostLock }, os] =
+    await Promise.all([
+      import("./iproute2.js"),
+      import("./netlink.js"),
+      import("./exec-plugin.js"),
+      import("./host-lock.js"),
+      import("node:os"),
+    ]);
   return {
     netlink: new Iproute2({ routeProtocol: ROUTE_PROTOCOL }),
     openDatastore: async (options) => {
@@ -65,6 +67,7 @@ async function realDeps(): Promise<CniDeps> {
       return { store, ipam, close: () => backend.close() };
     },
     execPlugin,
+    lockIpam: () => acquireHostLock(),
     hostname: () => os.hostname(),
     now: () => Date.now(),
     log: (entry) => {

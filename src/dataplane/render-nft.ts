@@ -569,8 +569,8 @@ function actionText(rule: CompiledRule, ctx: RuleContext): string {
  * The nft rules for one compiled rule: per IP family it can match (one,
  * family-free, when it matches nothing family-specific), per alternative of
  * its port lists. Empty when the rule can never match (ports on a protocol
- * without ports, protocol == notProtocol, ICMP fields on another protocol,
- * nets wholly of the other family).
+ * without ports, protocol == notProtocol, ICMP fields on another protocol or
+ * with ports, nets wholly of the other family).
  */
 function renderRule(rule: CompiledRule, ctx: RuleContext): string[] {
   const { src, dst } = rule;
@@ -581,6 +581,7 @@ function renderRule(rule: CompiledRule, ctx: RuleContext): string[] {
   if (protocol !== undefined && rule.notProtocol === protocol) return [];
   const hasIcmp = rule.icmp !== undefined || rule.notICMP !== undefined;
   if (hasIcmp && protocol !== undefined && protocol !== 1 && protocol !== 58) return [];
+  if (hasIcmp && usesPorts) return []; // ICMP has no ports
 
   // Family-specific: anything that names addresses or ICMP, or an ipVersion. Such a
   // rule is rendered once per family it can match; a port alternative that is a
@@ -1220,12 +1221,12 @@ export function renderRuleset(
     const kw = family === 4 ? "ip" : "ip6";
     out.sets.set(`nat-pools${family}`, {
       type: addrType(family),
-      flags: ["interval"],
+      flags: INTERVAL,
       elements: namedSetIntervals(from).map((iv) => intervalText(family, iv)),
     });
     out.sets.set(`pools${family}`, {
       type: addrType(family),
-      flags: ["interval"],
+      flags: INTERVAL,
       elements: namedSetIntervals(all).map((iv) => intervalText(family, iv)),
     });
     nat.push(
@@ -1288,10 +1289,10 @@ export function renderRuleset(
     }
   }
   for (const [id, kind] of referenced) {
-    if (state.ipsets.has(id)) continue;
     for (const family of [4, 6] as const) {
       const { name, type, comment: c } = nftSet(id, family, kind, `unknown ip set ${id}`);
-      out.sets.set(name, { type, flags: INTERVAL, elements: [], comment: c });
+      if (!out.sets.has(name))
+        out.sets.set(name, { type, flags: INTERVAL, elements: [], comment: c });
     }
   }
   return out;

@@ -310,19 +310,20 @@ export async function checkIpam(ipam: Ipam, now: number): Promise<IpamReport> {
       problems.push({ key: entry.key, message: err instanceof Error ? err.message : String(err) });
     }
   }
+  const blockByCidr = new Map(blocks.map((b) => [b.block.cidr, b.block]));
   const hostLists = new Map<string, Set<string>>();
   for (const entry of hosts.entries) {
     try {
       const rec = parseHostRecord(entry);
       hostLists.set(rec.host, new Set(rec.blocks));
       for (const cidr of rec.blocks) {
-        const b = blocks.find((x) => x.block.cidr === cidr);
+        const b = blockByCidr.get(cidr);
         if (!b)
           problems.push({ key: entry.key, message: `lists block "${cidr}", which does not exist` });
-        else if (b.block.affinity !== rec.host) {
+        else if (b.affinity !== rec.host) {
           problems.push({
             key: entry.key,
-            message: `lists block "${cidr}", which belongs to ${b.block.affinity === null ? "no host" : `host "${b.block.affinity}"`}`,
+            message: `lists block "${cidr}", which belongs to ${b.affinity === null ? "no host" : `host "${b.affinity}"`}`,
           });
         }
       }
@@ -539,8 +540,16 @@ export async function gcIpam(ipam: Ipam, options: GcOptions): Promise<GcResult> 
     if ((await change.commit(backend)).succeeded) result.observationsCleared += 1;
   }
 
-  // Blocks of hosts that are gone, and spare empty blocks of live hosts.
-  const blocks = await ipam.listBlocks();
+  // Blocks of hosts that are gone, and spare empty blocks of live hosts (a
+  // corrupt block is skipped here: the report names it).
+  const blocks: BlockRecord[] = [];
+  for (const entry of (await backend.list(ipam.keys.blocks)).entries) {
+    try {
+      blocks.push(parseBlock(entry.value, entry.key));
+    } catch {
+      continue;
+    }
+  }
   for (const b of report.blocksWithoutHost) {
     if (b.host === null) continue;
     const idleForMs = since(now, b.updatedAt);
@@ -555,7 +564,7 @@ export async function gcIpam(ipam: Ipam, options: GcOptions): Promise<GcResult> 
   }
   const gone = new Set(result.blocks.map((b) => b.cidr));
   const byHostFamily = new Map<string, BlockRecord[]>();
-  for (const { block } of blocks) {
+  for (const block of blocks) {
     if (block.affinity === null || gone.has(block.cidr)) continue;
     const family: IPFamily = blockCIDR(block).family;
     const k = `${block.affinity}\u0000${family}`;

@@ -35,7 +35,7 @@ describe("IPAM on etcd", () => {
       await store.create(r);
     }
     // 50 allocations in flight per host all race for that host's newest
-    // block; on a busy machine that can take more than the default 20
+    // block; on a busy machine that can take more than the default 30
     // retries. This test is about correctness under races, so it allows
     // more (Calico allows 100); ipam.test.ts checks the bound itself.
     const ipam = new Ipam(store, { maxRetries: 100 });

@@ -31,16 +31,12 @@ export const DEFAULT_MAX_RETRIES = 30;
 export const BASE_BACKOFF_MS = 8;
 export const MAX_BACKOFF_MS = 250;
 
-/**
- * Values read back by a failed transaction, as of the moment it failed: the
- * next attempt starts from them instead of reading those keys again, so a
- * retry costs one round trip where the first attempt cost three.
- */
+/** Entries already read in this attempt, by key (undefined: the key is absent). */
 export type ReadCache = Map<string, KvEntry | undefined>;
 
 export interface CommitResult {
   succeeded: boolean;
-  /** On failure: every compared key's current entry (empty when there were too many). */
+  /** On failure: the current entries of the keys asked for with readBackOnFailure. */
   fresh: ReadCache;
 }
 
@@ -48,6 +44,7 @@ export interface CommitResult {
 export class ChangeSet {
   #compares = new Map<string, Compare>();
   #writes = new Map<string, Op>();
+  #readBack = new Set<string>();
 
   /** The key must still be at the revision it was read at (absent when `entry` is undefined). */
   expect(key: string, entry: KvEntry | undefined): this {
@@ -77,13 +74,19 @@ export class ChangeSet {
     return this;
   }
 
+  /** When the transaction fails, read `key` back in it, to learn why. */
+  readBackOnFailure(key: string): this {
+    this.#readBack.add(key);
+    return this;
+  }
+
   get writeCount(): number {
     return this.#writes.size;
   }
 
   /**
    * Runs the transaction; `succeeded` false means a compared key changed,
-   * and `fresh` then holds what the compared keys hold now.
+   * and `fresh` then holds the read-back keys' current entries.
    */
   async commit(backend: Backend): Promise<CommitResult> {
     for (const key of this.#writes.keys()) {
@@ -93,8 +96,7 @@ export class ChangeSet {
         throw new TwillError("Internal", `IPAM would write "${key}" without comparing it`);
       }
     }
-    const compared = [...this.#compares.keys()];
-    const readBack = compared.length <= MAX_TXN_OPS ? compared : [];
+    const readBack = [...this.#readBack];
     const result = await backend.txn({
       compare: [...this.#compares.values()],
       success: [...this.#writes.values()],

@@ -334,6 +334,20 @@ describe("autoAssign: limits, borrowing, reservations", () => {
     );
   });
 
+  test("a block with no host is not claimed over: the claim learns it exists", async () => {
+    // Four /28 blocks, each holding one address and no host.
+    const { ipam } = await ipamWith([pool("p", "10.65.0.0/26", { blockSize: 28 })]);
+    for (const base of [0, 16, 32, 48]) {
+      await ipam.assignIP({ ip: `10.65.0.${base + 5}`, host: "old", handle: `old${base}` });
+      await ipam.releaseAffinity(`10.65.0.${base}/28`, { host: "old" });
+    }
+    const r = await assign(ipam, "host-1", "new");
+    assert.equal(ipam.stats.casRetries, 4, "one lost claim per existing block");
+    const a = await ipam.getAllocation(r.ipv4[0] as string);
+    assert.equal(a?.host, null, "then it borrows from one of them");
+    assert.deepEqual((await ipam.check()).problems, []);
+  });
+
   test("a block of a disabled pool is not used any more", async () => {
     const { ipam, store } = await ipamWith([pool("a", "10.1.0.0/24"), pool("b", "10.2.0.0/24")]);
     const first = await ipam.autoAssign({ host: "h", handle: "1", pools4: ["a"] });

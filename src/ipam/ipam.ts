@@ -16,6 +16,9 @@
 //   (ChangeSet refuses to write a key it did not compare). A lost race
 //   writes nothing; the operation reads again, at most `maxRetries` more
 //   times (default 30), pausing a jittered 0-8 ms, 0-16 ms, ... up to 0-250 ms.
+//   The policy resources (pools, reservations, IPAMConfiguration, Node) are
+//   read once per operation and not compared, except the pool of a block
+//   being claimed (docs/ipam.md, "Consistency", says why that is safe).
 // - A block claim creates the block (compare createRevision = 0), its
 //   affinity key (createRevision = 0) and the host's block list (compared,
 //   which also bounds maxBlocksPerHost) in the same transaction, so two
@@ -477,7 +480,8 @@ export class Ipam {
           .expectAbsent(affinityKey)
           .expectRevision(planned.claim.key, planned.claim.modRevision)
           .put(planned.key, planned.block)
-          .put(affinityKey, { host, cidr, state: "confirmed" });
+          .put(affinityKey, { host, cidr, state: "confirmed" })
+          .readBackOnFailure(planned.key);
         claimed.push(cidr);
       } else {
         change.expectRevision(planned.key, planned.modRevision).put(planned.key, planned.block);

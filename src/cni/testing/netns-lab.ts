@@ -8,7 +8,7 @@
 //   ┌────┴───────────────── host namespace <prefix>-h<i> ──────────────────┐
 //   │ up0 192.168.254.1/24 fd00:254::1/64 ◄─veth─► up1   (both ends here)   │
 //   │ default via 192.168.254.2 dev up0, ::/0 via fd00:254::2 (never left)  │
-//   │ node dist/src/cni/main.js ... run here, as a runtime would            │
+//   │ node dist/src/cni/main.js ... run here (nsenter --net), as a runtime  │
 //   │ tw<hash> ◄─veth─► eth0 in <prefix>-w<n> (a workload namespace)        │
 //   └───────────────────────────────────────────────────────────────────────┘
 //
@@ -176,7 +176,9 @@ export async function startNetnsLab(etcdEndpoint: string): Promise<NetnsLab> {
       }
       const started = performance.now();
       return new Promise((resolve, reject) => {
-        const child = spawn("ip", ["netns", "exec", host, process.execPath, main], {
+        // nsenter, not `ip netns exec`: only the network namespace changes,
+        // as when a runtime in the host's namespace runs the plugin.
+        const child = spawn("nsenter", [`--net=/var/run/netns/${host}`, process.execPath, main], {
           env: { PATH: process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin", ...env },
           stdio: ["pipe", "pipe", "pipe"],
         });
