@@ -129,7 +129,9 @@ export async function run(ctx: BenchContext): Promise<BenchFigures> {
       latencies.push(...adds.map((a) => a.ms));
 
       const delStart = performance.now();
-      const dels = await Promise.all(netnses.map((_, i) => lab.plugin(host, env("DEL", i), config)));
+      const dels = await Promise.all(
+        netnses.map((_, i) => lab.plugin(host, env("DEL", i), config)),
+      );
       const delSeconds = (performance.now() - delStart) / 1000;
       const delFailed = dels.filter((d) => d.exitCode !== 0);
       if (delFailed.length > 0) {

@@ -34,7 +34,8 @@ function harness(flags: Partial<Record<ConfigName, string>> = {}) {
   const lines: Record<string, unknown>[] = [];
   const destination = new Writable({
     write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString("utf8").split("\n")) if (l.trim() !== "") lines.push(JSON.parse(l));
+      for (const l of chunk.toString("utf8").split("\n"))
+        if (l.trim() !== "") lines.push(JSON.parse(l));
       cb();
     },
   });
@@ -77,10 +78,29 @@ function harness(flags: Partial<Record<ConfigName, string>> = {}) {
       await new Promise((r) => setTimeout(r, 10));
     }
   };
-  return { store, nft, routes, sysctls, links, lines, stop, run, started: startedP, link, get, until };
+  return {
+    store,
+    nft,
+    routes,
+    sysctls,
+    links,
+    lines,
+    stop,
+    run,
+    started: startedP,
+    link,
+    get,
+    until,
+  };
 }
 
-const A = workload({ namespace: "ns", pod: "a", node: "host-1", ips: ["10.65.0.1"], labels: { app: "a" } });
+const A = workload({
+  namespace: "ns",
+  pod: "a",
+  node: "host-1",
+  ips: ["10.65.0.1"],
+  labels: { app: "a" },
+});
 const REMOTE = workload({ namespace: "ns", pod: "r", node: "host-2", ips: ["10.65.1.1"] });
 
 describe("twill agent (fake kernel, memory datastore)", () => {
@@ -94,7 +114,10 @@ describe("twill agent (fake kernel, memory datastore)", () => {
     const { healthPort } = await h.started;
     // The node resource carries the flags.
     const node = await h.store.get(NODE, "host-1");
-    assert.deepEqual((node.spec as { bgp: unknown }).bgp, { ipv4Address: "192.0.2.1/24", asNumber: 64512 });
+    assert.deepEqual((node.spec as { bgp: unknown }).bgp, {
+      ipv4Address: "192.0.2.1/24",
+      asNumber: 64512,
+    });
 
     await h.until("ready", async () => (await h.get("/readyz", healthPort)).status === 200);
     assert.equal(h.nft.scripts.length, 1, "one transaction: the full table");
@@ -102,7 +125,11 @@ describe("twill agent (fake kernel, memory datastore)", () => {
     assert.equal(h.sysctls.values.get(`net/ipv4/conf/${ifaceOf(A)}/proxy_arp`), "1");
 
     // The CNI plugin's wait: programmed at the endpoint's revision.
-    const key = endpointStatusKey(h.store.prefix, { node: "host-1", namespace: "ns", name: a.metadata.name });
+    const key = endpointStatusKey(h.store.prefix, {
+      node: "host-1",
+      namespace: "ns",
+      name: a.metadata.name,
+    });
     await h.until("status key", async () => (await h.store.backend.get(key)) !== undefined);
     const status = parseEndpointStatus((await h.store.backend.get(key))!.value);
     assert.deepEqual(status, { state: "programmed", resourceVersion: a.metadata.resourceVersion });
@@ -116,11 +143,24 @@ describe("twill agent (fake kernel, memory datastore)", () => {
     assert.match(metrics, /twill_dataplane_apply_duration_seconds_bucket/);
 
     // A label change reaches the kernel as a delta, and the status follows the new revision.
-    const relabelled = await h.store.update({ ...a, metadata: { ...a.metadata, labels: { app: "z" } } });
-    await h.store.create(globalPolicy("only-z", { selector: "app == 'z'", types: ["Ingress"], ingress: [{ action: "Allow" }] }));
+    const relabelled = await h.store.update({
+      ...a,
+      metadata: { ...a.metadata, labels: { app: "z" } },
+    });
+    await h.store.create(
+      globalPolicy("only-z", {
+        selector: "app == 'z'",
+        types: ["Ingress"],
+        ingress: [{ action: "Allow" }],
+      }),
+    );
     await h.until("new status", async () => {
       const e = await h.store.backend.get(key);
-      return e !== undefined && BigInt(parseEndpointStatus(e.value).resourceVersion) >= BigInt(relabelled.metadata.resourceVersion!);
+      return (
+        e !== undefined &&
+        BigInt(parseEndpointStatus(e.value).resourceVersion) >=
+          BigInt(relabelled.metadata.resourceVersion!)
+      );
     });
     assert.ok(h.nft.scripts.length >= 2);
     assert.ok(h.nft.scripts.slice(1).every((s) => !s.includes("delete table")));
@@ -136,7 +176,9 @@ describe("twill agent (fake kernel, memory datastore)", () => {
     assert.ok(messages.includes("dataplane programmed (first apply)"));
     assert.ok(messages.includes("agent stopped; kernel state left in place"));
     // Per component, structured.
-    assert.ok(h.lines.some((l) => l["component"] === "dataplane" && typeof l["nftBytes"] === "number"));
+    assert.ok(
+      h.lines.some((l) => l["component"] === "dataplane" && typeof l["nftBytes"] === "number"),
+    );
   });
 
   it("a workload whose veth appears after its endpoint becomes programmed when it does", async () => {
@@ -147,8 +189,16 @@ describe("twill agent (fake kernel, memory datastore)", () => {
     const { healthPort } = await h.started;
     await h.until("ready", async () => (await h.get("/readyz", healthPort)).status === 200);
     assert.deepEqual(h.routes.dump(), []);
-    const key = endpointStatusKey(h.store.prefix, { node: "host-1", namespace: "ns", name: a.metadata.name });
-    assert.equal(await h.store.backend.get(key), undefined, "no status while the interface is missing");
+    const key = endpointStatusKey(h.store.prefix, {
+      node: "host-1",
+      namespace: "ns",
+      name: a.metadata.name,
+    });
+    assert.equal(
+      await h.store.backend.get(key),
+      undefined,
+      "no status while the interface is missing",
+    );
     h.link(ifaceOf(A));
     await h.until("route", () => h.routes.dump().length === 1);
     await h.until("status", async () => (await h.store.backend.get(key)) !== undefined);
@@ -161,7 +211,9 @@ describe("twill agent (fake kernel, memory datastore)", () => {
     // A datastore that does not finish its first list (until it is closed).
     h.store.backend.list = () =>
       new Promise((_, reject) =>
-        h.stop.signal.addEventListener("abort", () => reject(new TwillError("Unavailable", "closed"))),
+        h.stop.signal.addEventListener("abort", () =>
+          reject(new TwillError("Unavailable", "closed")),
+        ),
       );
     h.store.backend.get = async () => undefined;
     const done = h.run();
@@ -214,13 +266,23 @@ describe("twill agent (fake kernel, memory datastore)", () => {
     });
     await h.until("delta", () => h.nft.scripts.length > n);
     assert.match(h.nft.scripts.at(-1) ?? "", /accept comment "defaultEndpointToHostAction Accept"/);
-    assert.ok(h.lines.some((l) => l["msg"] === "setting changed in FelixConfiguration; takes effect when the agent restarts"));
+    assert.ok(
+      h.lines.some(
+        (l) =>
+          l["msg"] ===
+          "setting changed in FelixConfiguration; takes effect when the agent restarts",
+      ),
+    );
     h.stop.abort();
     assert.equal(await done, 0);
   });
 
   it("refuses a bad flag before doing anything, naming it", async () => {
     const h = harness({ healthPort: "ninety" });
-    await assert.rejects(h.run(), (e: unknown) => isErrorCode(e, "Invalid") && /healthPort from flag --health-port/.test(e.message));
+    await assert.rejects(
+      h.run(),
+      (e: unknown) =>
+        isErrorCode(e, "Invalid") && /healthPort from flag --health-port/.test(e.message),
+    );
   });
 });

@@ -105,9 +105,13 @@ export async function runAgent(options: AgentOptions, deps: AgentDeps): Promise<
     try {
       text = await deps.readFile(configFile);
     } catch (err) {
-      throw new TwillError("Invalid", `cannot read config file ${configFile}: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw new TwillError(
+        "Invalid",
+        `cannot read config file ${configFile}: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
     }
     local.file = parseConfigFile(configFile, text);
   }
@@ -256,7 +260,11 @@ class Agent {
       ...(this.#config.asNumber !== undefined ? { asNumber: this.#config.asNumber } : {}),
     });
     this.#log.info(
-      { created: node.created, changed: node.changed, resourceVersion: node.resource.metadata.resourceVersion },
+      {
+        created: node.created,
+        changed: node.changed,
+        resourceVersion: node.resource.metadata.resourceVersion,
+      },
       node.created ? "node registered" : node.changed ? "node updated" : "node unchanged",
     );
 
@@ -285,7 +293,8 @@ class Agent {
       {
         live: () => {
           const stuck =
-            this.#applyStartedAt !== undefined && this.#now() - this.#applyStartedAt > APPLY_STUCK_MS;
+            this.#applyStartedAt !== undefined &&
+            this.#now() - this.#applyStartedAt > APPLY_STUCK_MS;
           return {
             ok: !stuck && this.#fatal === undefined,
             detail: { syncStatus: this.#syncStatus, applyStuck: stuck },
@@ -300,9 +309,16 @@ class Agent {
             consecutiveFailures: this.#consecutiveFailures,
           },
         }),
-        metrics: async () => ({ contentType: this.#metrics.contentType, body: await this.#metrics.render() }),
+        metrics: async () => ({
+          contentType: this.#metrics.contentType,
+          body: await this.#metrics.render(),
+        }),
       },
-      { host: this.#config.healthHost, port: this.#config.healthPort, logger: this.#logging.child("http") },
+      {
+        host: this.#config.healthHost,
+        port: this.#config.healthPort,
+        logger: this.#logging.child("http"),
+      },
     );
     cleanups.push(() => health.close());
 
@@ -345,7 +361,12 @@ class Agent {
       },
     );
     // A list in flight is not cancelled by the signal: wait, but not forever.
-    cleanups.push(() => within(STOP_GRACE_MS, syncer.done.catch(() => undefined)));
+    cleanups.push(() =>
+      within(
+        STOP_GRACE_MS,
+        syncer.done.catch(() => undefined),
+      ),
+    );
 
     this.#log.info(
       { healthHost: health.host, healthPort: health.port, nodeName: this.#config.nodeName },
@@ -389,7 +410,8 @@ class Agent {
       const nonDefault: Record<string, string> = {};
       for (const p of CONFIG_PARAMS) {
         if (resolved.origins[p.name] === "default" || p.name === "etcdPassword") continue;
-        nonDefault[p.name] = `${p.type.format(after[p.name] as never)} (${resolved.origins[p.name]})`;
+        nonDefault[p.name] =
+          `${p.type.format(after[p.name] as never)} (${resolved.origins[p.name]})`;
       }
       log.info({ settings: nonDefault }, "configuration resolved");
       this.#logging.setSeverity(after.logSeverityScreen);
@@ -401,12 +423,20 @@ class Agent {
     for (const n of needRestart) (after as Record<string, unknown>)[n] = before[n];
     this.#config = after;
     const live = changed.filter((n) => !needRestart.includes(n));
-    if (needRestart.length > 0) log.warn({ settings: needRestart }, "setting changed in FelixConfiguration; takes effect when the agent restarts");
+    if (needRestart.length > 0)
+      log.warn(
+        { settings: needRestart },
+        "setting changed in FelixConfiguration; takes effect when the agent restarts",
+      );
     if (live.length === 0) return;
-    log.info({ settings: Object.fromEntries(live.map((n) => [n, after[n]])) }, "settings changed in FelixConfiguration; applying");
+    log.info(
+      { settings: Object.fromEntries(live.map((n) => [n, after[n]])) },
+      "settings changed in FelixConfiguration; applying",
+    );
     this.#logging.setSeverity(after.logSeverityScreen);
     this.#dataplane.configure(this.#dataplaneSettings());
-    if (live.some((n) => n.endsWith("RefreshInterval") || n === "reportingInterval")) this.#startTimers();
+    if (live.some((n) => n.endsWith("RefreshInterval") || n === "reportingInterval"))
+      this.#startTimers();
     this.#requestApply();
   }
 
@@ -419,7 +449,10 @@ class Agent {
         defaultEndpointToHostAction: c.defaultEndpointToHostAction,
         failsafeInbound: c.failsafeInboundHostPorts,
         failsafeOutbound: c.failsafeOutboundHostPorts,
-        natOutgoingPools: pools.filter((p) => p.natOutgoing).map((p) => p.cidr).sort(),
+        natOutgoingPools: pools
+          .filter((p) => p.natOutgoing)
+          .map((p) => p.cidr)
+          .sort(),
         allPools: pools.map((p) => p.cidr).sort(),
         logPrefix: c.logPrefix,
       },
@@ -449,7 +482,10 @@ class Agent {
       const kind = u.type === "put" ? u.resource.kind : u.kind.id;
       const name = u.type === "put" ? u.resource.metadata.name : u.name;
       if (kind === "FelixConfiguration" && (name === "default" || name === `node.${node}`)) {
-        const source = u.type === "put" ? { name, spec: (u.resource.spec ?? {}) as Record<string, unknown> } : undefined;
+        const source =
+          u.type === "put"
+            ? { name, spec: (u.resource.spec ?? {}) as Record<string, unknown> }
+            : undefined;
         if (name === "default") this.#felixDefault = source;
         else this.#felixNode = source;
         felixChanged = true;
@@ -462,7 +498,9 @@ class Agent {
     this.#calc.onUpdates(batch);
     for (const e of this.#calc.drainErrors()) {
       this.#metrics.countError("calc");
-      this.#logging.child("calc").warn({ resource: e.resource, problem: e.message }, "resource skipped");
+      this.#logging
+        .child("calc")
+        .warn({ resource: e.resource, problem: e.message }, "resource skipped");
     }
     if (felixChanged) this.#reconfigure(false);
     if (poolsChanged) {
@@ -518,7 +556,8 @@ class Agent {
         continue;
       }
       // Coalesce a burst, and back off after a failure.
-      const wait = Math.max(this.#lastApplyStart + this.#config.minApplyInterval, this.#retryAt) - this.#now();
+      const wait =
+        Math.max(this.#lastApplyStart + this.#config.minApplyInterval, this.#retryAt) - this.#now();
       if (wait > 0) await sleep(wait, stop);
       if (stop.aborted) break;
       this.#applyRequested = false;
@@ -565,10 +604,19 @@ class Agent {
       const max = this.#config.maxApplyFailures;
       this.#logging
         .child("dataplane")
-        .error({ ...errorFields(err), consecutiveFailures: this.#consecutiveFailures, maxApplyFailures: max }, "dataplane apply failed");
+        .error(
+          {
+            ...errorFields(err),
+            consecutiveFailures: this.#consecutiveFailures,
+            maxApplyFailures: max,
+          },
+          "dataplane apply failed",
+        );
       this.#publishErrors(versions, (err as Error).message);
       if (this.#consecutiveFailures >= max) {
-        this.#die(`${this.#consecutiveFailures} dataplane applies failed in a row (maxApplyFailures ${max}); last: ${(err as Error).message}`);
+        this.#die(
+          `${this.#consecutiveFailures} dataplane applies failed in a row (maxApplyFailures ${max}); last: ${(err as Error).message}`,
+        );
         return;
       }
       this.#retryAt = this.#now() + Math.min(100 * 2 ** this.#consecutiveFailures, 5_000);
@@ -590,9 +638,17 @@ class Agent {
     if (drift.length === 1 && drift[0] === "table missing") {
       dpLog.info("nftables table inet twill created");
     } else if (drift.length > 0 && result.nft.wrote !== "nothing") {
-      dpLog.warn({ drift, wrote: result.nft.wrote }, "nftables differed from the desired ruleset; repaired");
+      dpLog.warn(
+        { drift, wrote: result.nft.wrote },
+        "nftables differed from the desired ruleset; repaired",
+      );
     }
-    if (result.nft.wrote !== "nothing" || result.routes.changed > 0 || result.sysctlWrites > 0 || !this.#firstApplyDone) {
+    if (
+      result.nft.wrote !== "nothing" ||
+      result.routes.changed > 0 ||
+      result.sysctlWrites > 0 ||
+      !this.#firstApplyDone
+    ) {
       dpLog.info(
         {
           nft: result.nft.wrote,
@@ -623,10 +679,15 @@ class Agent {
     const changes: { id: string; state: string; message?: string }[] = [];
     for (const [id, ep] of endpoints) {
       if (this.#endpointStates.get(id) !== ep.state) {
-        changes.push(ep.message === undefined ? { id, state: ep.state } : { id, state: ep.state, message: ep.message });
+        changes.push(
+          ep.message === undefined
+            ? { id, state: ep.state }
+            : { id, state: ep.state, message: ep.message },
+        );
       }
     }
-    for (const id of this.#endpointStates.keys()) if (!endpoints.has(id)) changes.push({ id, state: "removed" });
+    for (const id of this.#endpointStates.keys())
+      if (!endpoints.has(id)) changes.push({ id, state: "removed" });
     this.#endpointStates = new Map([...endpoints].map(([id, ep]) => [id, ep.state]));
     if (changes.length === 0) return;
     const log = this.#logging.child("endpoints");
@@ -673,7 +734,11 @@ class Agent {
       next.set(ep.id, {
         namespace: ep.namespace ?? "default",
         name: ep.name,
-        status: { state: "error", resourceVersion: rv, message: `policy not programmed: ${message.split("\n")[0]}` },
+        status: {
+          state: "error",
+          resourceVersion: rv,
+          message: `policy not programmed: ${message.split("\n")[0]}`,
+        },
       });
     }
     this.#statuses = next;
@@ -699,7 +764,10 @@ class Agent {
         } catch (err) {
           if (stop.aborted) break;
           this.#metrics.countError("status");
-          log.warn({ ...errorFields(err), retryMs: delay }, "writing endpoint status failed; retrying");
+          log.warn(
+            { ...errorFields(err), retryMs: delay },
+            "writing endpoint status failed; retrying",
+          );
           await sleep(delay, stop);
           delay = Math.min(delay * 2, 10_000);
           this.#statusAgain = true;

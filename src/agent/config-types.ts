@@ -135,7 +135,8 @@ export function enumType<const V extends string>(values: readonly V[]): ValueTyp
     describe: values.map((v) => `"${v}"`).join(" \\| "),
     fromText,
     fromValue: (v) => {
-      if (typeof v !== "string") throw new Error(`expected one of ${values.join(", ")}, got ${show(v)}`);
+      if (typeof v !== "string")
+        throw new Error(`expected one of ${values.join(", ")}, got ${show(v)}`);
       return fromText(v);
     },
     format: (v) => v,
@@ -219,7 +220,8 @@ function checkFailsafe(
   }
   const out: FailsafePort = { protocol: protocol as FailsafePort["protocol"], port };
   if (raw.net !== undefined) {
-    const cidr = typeof raw.net === "string" ? parseCIDR(raw.net, { allowBareIP: true }) : undefined;
+    const cidr =
+      typeof raw.net === "string" ? parseCIDR(raw.net, { allowBareIP: true }) : undefined;
     if (!cidr) throw new Error(`${what}: net ${show(raw.net)} is not a CIDR`);
     out.net = formatCIDR(cidr);
   }
@@ -244,14 +246,20 @@ export function failsafePortsType(): ValueType<FailsafePort[]> {
           throw new Error(`[${i}]: expected {protocol, port, net?}, got ${show(item)}`);
         }
         const o = item as Record<string, unknown>;
-        return checkFailsafe({ protocol: o["protocol"] ?? "TCP", port: o["port"], net: o["net"] }, `[${i}]`);
+        return checkFailsafe(
+          { protocol: o["protocol"] ?? "TCP", port: o["port"], net: o["net"] },
+          `[${i}]`,
+        );
       });
     },
     format: (v) =>
       v.length === 0
         ? "none"
         : v
-            .map((p) => `${p.protocol.toLowerCase()}:${p.net === undefined ? "" : `${p.net}:`}${p.port}`)
+            .map(
+              (p) =>
+                `${p.protocol.toLowerCase()}:${p.net === undefined ? "" : `${p.net}:`}${p.port}`,
+            )
             .join(","),
   };
 }

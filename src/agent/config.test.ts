@@ -50,7 +50,13 @@ describe("resolveConfig", () => {
     {
       name: "built-in defaults, the node name from the host name",
       sources: {},
-      expect: { nodeName: "host-1", healthPort: 9099, healthHost: "127.0.0.1", maxApplyFailures: 5, deviceRouteProtocol: 116 },
+      expect: {
+        nodeName: "host-1",
+        healthPort: 9099,
+        healthHost: "127.0.0.1",
+        maxApplyFailures: 5,
+        deviceRouteProtocol: 116,
+      },
       origins: { nodeName: "default" },
     },
     {
@@ -90,11 +96,15 @@ describe("resolveConfig", () => {
       name: "node.<name> beats default, which beats the built-in default",
       sources: {
         felixNode: felix("node.host-1", { defaultEndpointToHostAction: "Accept" }),
-        felixDefault: felix("default", { defaultEndpointToHostAction: "Return", ipv6Support: false }),
+        felixDefault: felix("default", {
+          defaultEndpointToHostAction: "Return",
+          ipv6Support: false,
+        }),
       },
       expect: { defaultEndpointToHostAction: "Accept", ipv6Support: false },
       origins: {
-        defaultEndpointToHostAction: 'FelixConfiguration "node.host-1" spec.defaultEndpointToHostAction',
+        defaultEndpointToHostAction:
+          'FelixConfiguration "node.host-1" spec.defaultEndpointToHostAction',
         ipv6Support: 'FelixConfiguration "default" spec.ipv6Support',
       },
     },
@@ -113,7 +123,9 @@ describe("resolveConfig", () => {
           TWILL_IPV6_SUPPORT: "false",
           TWILL_MIN_APPLY_INTERVAL: "0.1",
         },
-        felixDefault: felix("default", { failsafeOutboundHostPorts: [{ protocol: "udp", port: 53 }] }),
+        felixDefault: felix("default", {
+          failsafeOutboundHostPorts: [{ protocol: "udp", port: 53 }],
+        }),
       },
       expect: {
         nftablesRefreshInterval: 90_000,
@@ -160,12 +172,14 @@ describe("resolveConfig", () => {
     {
       name: "a bad variable names the variable",
       sources: { env: { TWILL_DEFAULT_ENDPOINT_TO_HOST_ACTION: "Allow" } },
-      message: /defaultEndpointToHostAction from environment TWILL_DEFAULT_ENDPOINT_TO_HOST_ACTION: "Allow" is not one of Drop, Return, Accept/,
+      message:
+        /defaultEndpointToHostAction from environment TWILL_DEFAULT_ENDPOINT_TO_HOST_ACTION: "Allow" is not one of Drop, Return, Accept/,
     },
     {
       name: "a bad file value names the file",
       sources: { file: { path: "/etc/twill/agent.yaml", values: { maxApplyFailures: "five" } } },
-      message: /maxApplyFailures from config file \/etc\/twill\/agent.yaml: expected a number, got "five"/,
+      message:
+        /maxApplyFailures from config file \/etc\/twill\/agent.yaml: expected a number, got "five"/,
     },
     {
       name: "an IPv6 address given for --ip",
@@ -175,7 +189,8 @@ describe("resolveConfig", () => {
     {
       name: "a bad failsafe port",
       sources: { env: { TWILL_FAILSAFE_OUTBOUND_HOST_PORTS: "icmp:0" } },
-      message: /failsafeOutboundHostPorts from environment TWILL_FAILSAFE_OUTBOUND_HOST_PORTS: icmp:0: protocol "ICMP" is not TCP, UDP or SCTP/,
+      message:
+        /failsafeOutboundHostPorts from environment TWILL_FAILSAFE_OUTBOUND_HOST_PORTS: icmp:0: protocol "ICMP" is not TCP, UDP or SCTP/,
     },
     {
       name: "an invalid node name",
@@ -194,8 +209,12 @@ describe("resolveConfig", () => {
 
   it("reports every bad value at once", () => {
     assert.throws(
-      () => resolveConfig({ flags: { healthPort: "x" }, env: { TWILL_MAX_APPLY_FAILURES: "0" } }, ctx),
-      (err: unknown) => isErrorCode(err, "Invalid") && /healthPort/.test(err.message) && /maxApplyFailures.*0 is outside 1-1000/.test(err.message),
+      () =>
+        resolveConfig({ flags: { healthPort: "x" }, env: { TWILL_MAX_APPLY_FAILURES: "0" } }, ctx),
+      (err: unknown) =>
+        isErrorCode(err, "Invalid") &&
+        /healthPort/.test(err.message) &&
+        /maxApplyFailures.*0 is outside 1-1000/.test(err.message),
     );
   });
 
@@ -209,7 +228,10 @@ describe("resolveConfig", () => {
     );
     assert.equal(r.config.healthPort, 9200);
     assert.equal(r.warnings.length, 1);
-    assert.match(r.warnings[0] ?? "", /healthPort from FelixConfiguration "node.host-1" spec.healthPort: expected a number/);
+    assert.match(
+      r.warnings[0] ?? "",
+      /healthPort from FelixConfiguration "node.host-1" spec.healthPort: expected a number/,
+    );
   });
 });
 
@@ -224,8 +246,14 @@ describe("parseConfigFile", () => {
   });
 
   it("refuses unknown settings and settings a file may not set, naming the file", () => {
-    assert.throws(() => parseConfigFile("/etc/a.yaml", "helthPort: 1\n"), /config file \/etc\/a.yaml: unknown setting "helthPort"/);
-    assert.throws(() => parseConfigFile("a.yaml", "configFile: b.yaml\n"), /"configFile" cannot be set in a config file/);
+    assert.throws(
+      () => parseConfigFile("/etc/a.yaml", "helthPort: 1\n"),
+      /config file \/etc\/a.yaml: unknown setting "helthPort"/,
+    );
+    assert.throws(
+      () => parseConfigFile("a.yaml", "configFile: b.yaml\n"),
+      /"configFile" cannot be set in a config file/,
+    );
     assert.throws(() => parseConfigFile("a.yaml", "- 1\n"), /expected a mapping/);
     assert.throws(() => parseConfigFile("a.yaml", "a: [\n"), /not YAML or JSON/);
   });

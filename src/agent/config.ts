@@ -68,7 +68,10 @@ function param<T>(spec: ParamSpec<T>): ParamSpec<T> {
   return spec;
 }
 
-const NAME_15 = { pattern: /^[a-zA-Z0-9_.-]{1,14}$/, rule: "1-14 of letters, digits, '_', '.' and '-'" };
+const NAME_15 = {
+  pattern: /^[a-zA-Z0-9_.-]{1,14}$/,
+  rule: "1-14 of letters, digits, '_', '.' and '-'",
+};
 const LOG_LEVELS = ["Trace", "Debug", "Info", "Warning", "Error", "Fatal"] as const;
 export type LogSeverity = (typeof LOG_LEVELS)[number];
 
@@ -164,13 +167,15 @@ const TABLE = {
     group: "node",
     type: optional(addressType(6)),
     default: undefined,
-    description: "This host's IPv6 address with its subnet (`fd00::1/64`), written to `spec.bgp.ipv6Address`.",
+    description:
+      "This host's IPv6 address with its subnet (`fd00::1/64`), written to `spec.bgp.ipv6Address`.",
   }),
   asNumber: param({
     group: "node",
     type: optional(asNumberType()),
     default: undefined,
-    description: "This host's AS number, written to `spec.bgp.asNumber`; the cluster's when not given.",
+    description:
+      "This host's AS number, written to `spec.bgp.asNumber`; the cluster's when not given.",
   }),
   // --- Logging.
   logSeverityScreen: param({
@@ -185,7 +190,8 @@ const TABLE = {
     type: durationType(),
     default: 30_000,
     felix: true,
-    description: "How often the agent logs a summary line (sync state, endpoints, policies, applies); 0 turns it off.",
+    description:
+      "How often the agent logs a summary line (sync state, endpoints, policies, applies); 0 turns it off.",
   }),
   // --- Health and metrics.
   healthHost: param({
@@ -202,7 +208,8 @@ const TABLE = {
     default: 9099,
     felix: true,
     restart: true,
-    description: "TCP port of the HTTP server for /livez, /readyz and /metrics; 0 picks a free one.",
+    description:
+      "TCP port of the HTTP server for /livez, /readyz and /metrics; 0 picks a free one.",
   }),
   // --- The dataplane.
   interfacePrefix: param({
@@ -226,18 +233,23 @@ const TABLE = {
     type: failsafePortsType(),
     default: DEFAULT_FAILSAFE_INBOUND.map((p) => ({ ...p })) as FailsafePort[],
     felix: true,
-    description: "Ports on which the host always accepts traffic, whatever the host endpoint policy (`none` for none).",
+    description:
+      "Ports on which the host always accepts traffic, whatever the host endpoint policy (`none` for none).",
   }),
   failsafeOutboundHostPorts: param({
     group: "dataplane",
     type: failsafePortsType(),
     default: DEFAULT_FAILSAFE_OUTBOUND.map((p) => ({ ...p })) as FailsafePort[],
     felix: true,
-    description: "Ports to which the host may always send, whatever the host endpoint policy (`none` for none).",
+    description:
+      "Ports to which the host may always send, whatever the host endpoint policy (`none` for none).",
   }),
   logPrefix: param({
     group: "dataplane",
-    type: stringType({ pattern: /^[^"\\\n]{0,127}$/, rule: "at most 127 characters, no double quotes, backslashes or newlines" }),
+    type: stringType({
+      pattern: /^[^"\\\n]{0,127}$/,
+      rule: "at most 127 characters, no double quotes, backslashes or newlines",
+    }),
     default: FELIX.logPrefix,
     felix: true,
     description: "Prefix of the kernel log lines written by rules with action Log.",
@@ -343,7 +355,11 @@ export const CONFIG_PARAMS: readonly ConfigParam[] = Object.entries(TABLE).map(
       default: dflt,
       defaultText:
         spec.defaultText ??
-        (typeof dflt === "function" ? "(computed)" : dflt === undefined ? "" : spec.type.format(dflt)),
+        (typeof dflt === "function"
+          ? "(computed)"
+          : dflt === undefined
+            ? ""
+            : spec.type.format(dflt)),
       description: spec.description,
       felix: spec.felix ?? false,
       file: spec.file ?? true,
@@ -401,11 +417,19 @@ export function resolveConfig(sources: ConfigSources, ctx: DefaultContext): Reso
     const candidates: { origin: string; read: () => unknown; fatal: boolean }[] = [];
     const flagText = sources.flags?.[p.name];
     if (p.flag !== undefined && given(flagText)) {
-      candidates.push({ origin: `flag ${p.flag}`, read: () => p.type.fromText(flagText), fatal: true });
+      candidates.push({
+        origin: `flag ${p.flag}`,
+        read: () => p.type.fromText(flagText),
+        fatal: true,
+      });
     }
     const envText = sources.env?.[p.env];
     if (given(envText)) {
-      candidates.push({ origin: `environment ${p.env}`, read: () => p.type.fromText(envText), fatal: true });
+      candidates.push({
+        origin: `environment ${p.env}`,
+        read: () => p.type.fromText(envText),
+        fatal: true,
+      });
     }
     const file = sources.file;
     if (p.file && file && Object.hasOwn(file.values, p.name)) {
@@ -441,7 +465,9 @@ export function resolveConfig(sources: ConfigSources, ctx: DefaultContext): Reso
     }
     if (!chosen) {
       config[p.name] =
-        typeof p.default === "function" ? (p.default as (c: DefaultContext) => unknown)(ctx) : p.default;
+        typeof p.default === "function"
+          ? (p.default as (c: DefaultContext) => unknown)(ctx)
+          : p.default;
       origins[p.name] = "default";
     }
   }
@@ -451,7 +477,11 @@ export function resolveConfig(sources: ConfigSources, ctx: DefaultContext): Reso
       `invalid agent configuration:\n${errors.map((e) => `  ${e}`).join("\n")}`,
     );
   }
-  return { config: config as AgentConfig, origins: origins as Record<ConfigName, string>, warnings };
+  return {
+    config: config as AgentConfig,
+    origins: origins as Record<ConfigName, string>,
+    warnings,
+  };
 }
 
 /**
@@ -459,7 +489,10 @@ export function resolveConfig(sources: ConfigSources, ctx: DefaultContext): Reso
  * values. Unknown names, and names a file may not set, are errors naming
  * the file and the key.
  */
-export function parseConfigFile(path: string, text: string): { path: string; values: Record<string, unknown> } {
+export function parseConfigFile(
+  path: string,
+  text: string,
+): { path: string; values: Record<string, unknown> } {
   let doc: unknown;
   try {
     doc = YAML.parse(text);
@@ -495,7 +528,9 @@ export function liveSettingsChanged(before: AgentConfig, after: AgentConfig): Co
 }
 
 /** Pino's level for Felix's severity names. */
-export function pinoLevel(severity: LogSeverity): "trace" | "debug" | "info" | "warn" | "error" | "fatal" {
+export function pinoLevel(
+  severity: LogSeverity,
+): "trace" | "debug" | "info" | "warn" | "error" | "fatal" {
   switch (severity) {
     case "Trace":
       return "trace";

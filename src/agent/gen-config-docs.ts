@@ -10,7 +10,11 @@ import { CONFIG_PARAMS } from "./config.js";
 import type { ConfigGroup, ConfigParam } from "./config.js";
 
 const GROUPS: readonly { group: ConfigGroup; title: string; intro: string }[] = [
-  { group: "process", title: "The process", intro: "Who the agent is and how it behaves under failure." },
+  {
+    group: "process",
+    title: "The process",
+    intro: "Who the agent is and how it behaves under failure.",
+  },
   {
     group: "datastore",
     title: "Datastore",
@@ -20,11 +24,24 @@ const GROUPS: readonly { group: ConfigGroup; title: string; intro: string }[] = 
   {
     group: "node",
     title: "This host's Node",
-    intro: "Written to the Node resource named after nodeName, created or updated at start. Fields not given are kept as stored.",
+    intro:
+      "Written to the Node resource named after nodeName, created or updated at start. Fields not given are kept as stored.",
   },
-  { group: "logging", title: "Logging", intro: "JSON lines on standard output, one child logger per component." },
-  { group: "health", title: "Health and metrics", intro: "One HTTP server, always on: `/livez`, `/readyz` and `/metrics`." },
-  { group: "dataplane", title: "Dataplane", intro: "Routes, sysctls and the nftables table `inet twill`." },
+  {
+    group: "logging",
+    title: "Logging",
+    intro: "JSON lines on standard output, one child logger per component.",
+  },
+  {
+    group: "health",
+    title: "Health and metrics",
+    intro: "One HTTP server, always on: `/livez`, `/readyz` and `/metrics`.",
+  },
+  {
+    group: "dataplane",
+    title: "Dataplane",
+    intro: "Routes, sysctls and the nftables table `inet twill`.",
+  },
 ];
 
 const cell = (s: string) => s.replace(/\|/g, "\\|").replace(/\n/g, " ");
@@ -55,12 +72,12 @@ export function renderConfigDocs(params: readonly ConfigParam[] = CONFIG_PARAMS)
     "2. an environment variable (`TWILL_HEALTH_PORT=9100`),",
     "3. a key in the config file named by `--config` / `TWILL_CONFIG_FILE` (YAML or JSON,",
     "   keys as in the first column: `healthPort: 9100`),",
-    '4. the field of the same name in the FelixConfiguration `node.<nodeName>`,',
-    '5. the same field in the FelixConfiguration `default`,',
+    "4. the field of the same name in the FelixConfiguration `node.<nodeName>`,",
+    "5. the same field in the FelixConfiguration `default`,",
     "6. the built-in default.",
     "",
     "FelixConfiguration applies only where the FelixConfiguration column says yes; changes",
-    "there take effect while the agent runs, except those marked \"on restart\". An empty",
+    'there take effect while the agent runs, except those marked "on restart". An empty',
     "flag or variable counts as not given. Durations are Go-style (`90s`, `1m30s`, `250ms`)",
     "or a number of seconds; `0` turns a periodic task off. A bad value from a flag, the",
     "environment or the file stops the agent with a message naming the source and the",

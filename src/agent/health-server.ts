@@ -57,7 +57,9 @@ export async function startHealthServer(
       case "/metrics":
         checks.metrics().then(
           (m) => {
-            res.writeHead(200, { "content-type": m.contentType }).end(req.method === "HEAD" ? undefined : m.body);
+            res
+              .writeHead(200, { "content-type": m.contentType })
+              .end(req.method === "HEAD" ? undefined : m.body);
           },
           (err: unknown) => {
             options.logger.warn({ error: String(err) }, "metrics scrape failed");
@@ -66,7 +68,9 @@ export async function startHealthServer(
         );
         return;
       default:
-        res.writeHead(404, { "content-type": "text/plain" }).end("not found: try /livez, /readyz or /metrics\n");
+        res
+          .writeHead(404, { "content-type": "text/plain" })
+          .end("not found: try /livez, /readyz or /metrics\n");
     }
   });
   // A stuck or slow client must not hold the agent's shutdown.
@@ -85,7 +89,10 @@ export async function startHealthServer(
     server.listen(options.port, options.host, () => resolve());
   });
   const address = server.address() as AddressInfo;
-  options.logger.info({ host: options.host, port: address.port }, "health and metrics server listening");
+  options.logger.info(
+    { host: options.host, port: address.port },
+    "health and metrics server listening",
+  );
   return {
     host: options.host,
     port: address.port,

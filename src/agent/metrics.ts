@@ -31,9 +31,13 @@ export interface AgentMetrics {
 
 const SYNC_STATES = ["waiting", "resyncing", "in-sync"] as const;
 
-export function createMetrics(sources: MetricSources, options: { processMetrics?: boolean } = {}): AgentMetrics {
+export function createMetrics(
+  sources: MetricSources,
+  options: { processMetrics?: boolean } = {},
+): AgentMetrics {
   const registry = new Registry();
-  if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: "twill_" });
+  if (options.processMetrics ?? true)
+    collectDefaultMetrics({ register: registry, prefix: "twill_" });
 
   new Gauge({
     name: "twill_sync_state",
@@ -59,8 +63,16 @@ export function createMetrics(sources: MetricSources, options: { processMetrics?
       },
     });
   };
-  mirrored("twill_resyncs_total", "Fresh datastore snapshots forced by a compacted watch.", () => sources.syncStats().resyncs);
-  mirrored("twill_watch_restarts_total", "Datastore watches resumed after they broke.", () => sources.syncStats().watchRestarts);
+  mirrored(
+    "twill_resyncs_total",
+    "Fresh datastore snapshots forced by a compacted watch.",
+    () => sources.syncStats().resyncs,
+  );
+  mirrored(
+    "twill_watch_restarts_total",
+    "Datastore watches resumed after they broke.",
+    () => sources.syncStats().watchRestarts,
+  );
   new Gauge({
     name: "twill_datastore_revision",
     help: "The datastore revision the agent's view reflects.",
@@ -79,12 +91,32 @@ export function createMetrics(sources: MetricSources, options: { processMetrics?
         this.set(read());
       },
     });
-  gauge("twill_local_endpoints", "Endpoints on this host (workload and host endpoints).", () => sources.calcStats().localEndpoints);
-  gauge("twill_active_policies", "Policies that select at least one local endpoint.", () => sources.calcStats().activePolicies);
-  gauge("twill_active_profiles", "Profiles used by local endpoints.", () => sources.calcStats().activeProfiles);
+  gauge(
+    "twill_local_endpoints",
+    "Endpoints on this host (workload and host endpoints).",
+    () => sources.calcStats().localEndpoints,
+  );
+  gauge(
+    "twill_active_policies",
+    "Policies that select at least one local endpoint.",
+    () => sources.calcStats().activePolicies,
+  );
+  gauge(
+    "twill_active_profiles",
+    "Profiles used by local endpoints.",
+    () => sources.calcStats().activeProfiles,
+  );
   gauge("twill_ipsets", "IP sets the active policies need.", () => sources.calcStats().ipsets);
-  gauge("twill_routes", "Workload routes programmed in the kernel.", () => sources.dataplaneStats().routes);
-  gauge("twill_routes_pending", "Workload routes waiting for their interface.", () => sources.dataplaneStats().pendingRoutes);
+  gauge(
+    "twill_routes",
+    "Workload routes programmed in the kernel.",
+    () => sources.dataplaneStats().routes,
+  );
+  gauge(
+    "twill_routes_pending",
+    "Workload routes waiting for their interface.",
+    () => sources.dataplaneStats().pendingRoutes,
+  );
   gauge(
     "twill_programmed_endpoints",
     "Local workload endpoints whose policy and routes are programmed.",

@@ -43,7 +43,12 @@ describe("nodeWithIdentity", () => {
       name: "IPv6 and the AS number join",
       id: { name: "host-1", ipv6: "fd00::1/64", asNumber: 64512 },
       spec: {
-        bgp: { ipv4Address: "10.0.0.1/24", routeReflectorClusterID: "244.0.0.1", ipv6Address: "fd00::1/64", asNumber: 64512 },
+        bgp: {
+          ipv4Address: "10.0.0.1/24",
+          routeReflectorClusterID: "244.0.0.1",
+          ipv6Address: "fd00::1/64",
+          asNumber: 64512,
+        },
         addresses: [
           { address: "fd00::1/64", type: "CalicoNodeIP" },
           { address: "203.0.113.5", type: "ExternalIP" },
@@ -71,7 +76,10 @@ describe("registerNode", () => {
     const c = await registerNode(store, { name: "host-1", asNumber: 65000 });
     assert.deepEqual([c.created, c.changed], [false, true]);
     const stored = await store.get(NODE, "host-1");
-    assert.deepEqual((stored.spec as { bgp: unknown }).bgp, { ipv4Address: "10.0.0.1/24", asNumber: 65000 });
+    assert.deepEqual((stored.spec as { bgp: unknown }).bgp, {
+      ipv4Address: "10.0.0.1/24",
+      asNumber: 65000,
+    });
   });
 
   it("keeps an operator's concurrent label: it compares revisions and retries", async () => {

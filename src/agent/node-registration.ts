@@ -44,16 +44,19 @@ export function nodeWithIdentity(current: Resource | undefined, id: NodeIdentity
   const given = [id.ipv4, id.ipv6].filter((a): a is string => a !== undefined);
   if (given.length > 0) {
     // Our own addresses (CalicoNodeIP) follow the flags; others are kept.
-    const others = ((spec["addresses"] as { address: string; type?: string }[] | undefined) ?? []).filter(
-      (a) => a.type !== "CalicoNodeIP",
-    );
+    const others = (
+      (spec["addresses"] as { address: string; type?: string }[] | undefined) ?? []
+    ).filter((a) => a.type !== "CalicoNodeIP");
     spec["addresses"] = [...given.map((address) => ({ address, type: "CalicoNodeIP" })), ...others];
   }
   base.spec = spec;
   return base;
 }
 
-export async function registerNode(store: ResourceStore, id: NodeIdentity): Promise<NodeRegistration> {
+export async function registerNode(
+  store: ResourceStore,
+  id: NodeIdentity,
+): Promise<NodeRegistration> {
   for (let attempt = 1; ; attempt++) {
     let current: Resource | undefined;
     try {
@@ -76,7 +79,10 @@ export async function registerNode(store: ResourceStore, id: NodeIdentity): Prom
       if (!current) return { resource: await store.create(wanted), created: true, changed: true };
       return { resource: await store.update(wanted), created: false, changed: true };
     } catch (err) {
-      const raced = isErrorCode(err, "Conflict") || isErrorCode(err, "AlreadyExists") || isErrorCode(err, "NotFound");
+      const raced =
+        isErrorCode(err, "Conflict") ||
+        isErrorCode(err, "AlreadyExists") ||
+        isErrorCode(err, "NotFound");
       if (!raced || attempt >= MAX_ATTEMPTS) throw err;
     }
   }

@@ -6,7 +6,8 @@ import { MemoryBackend } from "../datastore/memory-backend.js";
 import { EndpointStatusWriter } from "./status-writer.js";
 
 const PREFIX = "/twill/v1";
-const key = (name: string, node = "host-1") => endpointStatusKey(PREFIX, { node, namespace: "ns", name });
+const key = (name: string, node = "host-1") =>
+  endpointStatusKey(PREFIX, { node, namespace: "ns", name });
 const desired = (entries: [string, EndpointStatus][]) =>
   new Map(entries.map(([name, status]) => [name, { namespace: "ns", name, status }]));
 const programmed = (rv: string): EndpointStatus => ({ state: "programmed", resourceVersion: rv });
@@ -27,7 +28,12 @@ describe("endpoint status writer", () => {
   it("writes new and changed statuses and deletes those of endpoints gone", async () => {
     const { b, writes } = counted();
     const w = new EndpointStatusWriter(b, { prefix: PREFIX, node: "host-1" });
-    w.setDesired(desired([["a", programmed("5")], ["b", programmed("6")]]));
+    w.setDesired(
+      desired([
+        ["a", programmed("5")],
+        ["b", programmed("6")],
+      ]),
+    );
     assert.deepEqual(await w.flush(), { put: 2, deleted: 0 });
     w.setDesired(desired([["a", programmed("7")]]));
     assert.deepEqual(await w.flush(), { put: 1, deleted: 1 });
@@ -65,7 +71,9 @@ describe("endpoint status writer", () => {
       if (fail) throw new Error("etcd unavailable");
       return txn(req);
     };
-    w.setDesired(desired([["a", { state: "error", resourceVersion: "9", message: "nft refused" }]]));
+    w.setDesired(
+      desired([["a", { state: "error", resourceVersion: "9", message: "nft refused" }]]),
+    );
     await assert.rejects(w.flush(), /unavailable/);
     assert.equal(w.dirty, true);
     fail = false;
@@ -75,7 +83,11 @@ describe("endpoint status writer", () => {
   it("splits many writes into transactions etcd accepts", async () => {
     const b = new MemoryBackend();
     const w = new EndpointStatusWriter(b, { prefix: PREFIX, node: "host-1" });
-    w.setDesired(desired(Array.from({ length: 250 }, (_, i): [string, EndpointStatus] => [`e${i}`, programmed("1")])));
+    w.setDesired(
+      desired(
+        Array.from({ length: 250 }, (_, i): [string, EndpointStatus] => [`e${i}`, programmed("1")]),
+      ),
+    );
     assert.deepEqual(await w.flush(), { put: 250, deleted: 0 });
   });
 });

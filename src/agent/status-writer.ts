@@ -41,10 +41,16 @@ export class EndpointStatusWriter {
   }
 
   /** Every local workload endpoint's status, by namespace and name. */
-  setDesired(statuses: ReadonlyMap<string, { namespace: string; name: string; status: EndpointStatus }>): void {
+  setDesired(
+    statuses: ReadonlyMap<string, { namespace: string; name: string; status: EndpointStatus }>,
+  ): void {
     const next = new Map<string, string>();
     for (const s of statuses.values()) {
-      const key = endpointStatusKey(this.#prefix, { node: this.#node, namespace: s.namespace, name: s.name });
+      const key = endpointStatusKey(this.#prefix, {
+        node: this.#node,
+        namespace: s.namespace,
+        name: s.name,
+      });
       next.set(key, formatEndpointStatus(s.status));
     }
     this.#desired = next;

@@ -33,6 +33,7 @@ async function openStore(
     apply: (resource) => store.apply(resource),
     delete: (kind, name, options) => store.delete(kind, name, options),
     close: () => store.backend.close(),
+    backend: store.backend,
   };
 }
 

@@ -3,6 +3,7 @@
 // nothing more than a store over the memory backend.
 import type { KindInfo } from "../api/kinds.js";
 import type { Resource } from "../api/resource.js";
+import type { Backend } from "../datastore/backend.js";
 
 export interface CliStore {
   get(kind: KindInfo, name: string, options?: { namespace?: string }): Promise<Resource>;
@@ -18,6 +19,8 @@ export interface CliStore {
     name: string,
     options?: { namespace?: string; resourceVersion?: string },
   ): Promise<unknown>;
+  /** The key-value backend, for commands that work below resources (ipam). */
+  backend?: Backend;
   /** Releases the connection; the CLI calls it once, after its command. */
   close(): Promise<void>;
 }

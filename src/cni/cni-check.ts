@@ -52,7 +52,9 @@ export async function cmdCheck(session: Session): Promise<void> {
     problems.push(`host interface "${id.hostInterface}" does not exist`);
   } else {
     if (host.link.mac !== HOST_SIDE_MAC) {
-      problems.push(`host interface "${id.hostInterface}" has MAC ${host.link.mac}, not ${HOST_SIDE_MAC}`);
+      problems.push(
+        `host interface "${id.hostInterface}" has MAC ${host.link.mac}, not ${HOST_SIDE_MAC}`,
+      );
     }
     if (!host.link.up) problems.push(`host interface "${id.hostInterface}" is down`);
     for (const [path, value] of hostSysctls(id.hostInterface, addresses)) {
@@ -61,7 +63,10 @@ export async function cmdCheck(session: Session): Promise<void> {
         problems.push(`net.${path.replaceAll("/", ".")} is ${actual ?? "missing"}, not ${value}`);
       }
     }
-    if (addresses.ipv4 !== undefined && !hasRoute(host.routes, { dst: `${addresses.ipv4}/32`, scope: "link" })) {
+    if (
+      addresses.ipv4 !== undefined &&
+      !hasRoute(host.routes, { dst: `${addresses.ipv4}/32`, scope: "link" })
+    ) {
       problems.push(`no host route ${addresses.ipv4}/32 dev ${id.hostInterface}`);
     }
     if (addresses.ipv6 !== undefined && !hasRoute(host.routes, { dst: `${addresses.ipv6}/128` })) {
@@ -83,7 +88,9 @@ export async function cmdCheck(session: Session): Promise<void> {
   } else {
     if (!workload.link.up) problems.push(`interface "${env.ifname}" in ${env.netns} is down`);
     if (prevMac !== undefined && workload.link.mac !== prevMac.toLowerCase()) {
-      problems.push(`interface "${env.ifname}" has MAC ${workload.link.mac}, prevResult says ${prevMac}`);
+      problems.push(
+        `interface "${env.ifname}" has MAC ${workload.link.mac}, prevResult says ${prevMac}`,
+      );
     }
     if (addresses.ipv4 !== undefined) {
       if (!workload.addresses.includes(`${addresses.ipv4}/32`)) {
@@ -114,7 +121,11 @@ export async function cmdCheck(session: Session): Promise<void> {
     try {
       await session.delegateIpam("CHECK");
     } catch (err) {
-      problems.push(err instanceof CniError ? `${err.message}${err.details ? `: ${err.details}` : ""}` : String(err));
+      problems.push(
+        err instanceof CniError
+          ? `${err.message}${err.details ? `: ${err.details}` : ""}`
+          : String(err),
+      );
     }
   }
 
@@ -128,7 +139,9 @@ export async function cmdCheck(session: Session): Promise<void> {
       problems.push(`${where} belongs to container ${String(spec["containerID"])}`);
     }
     if (spec["interfaceName"] !== id.hostInterface) {
-      problems.push(`${where} names interface ${String(spec["interfaceName"])}, not ${id.hostInterface}`);
+      problems.push(
+        `${where} names interface ${String(spec["interfaceName"])}, not ${id.hostInterface}`,
+      );
     }
     const nets = [...((spec["ipNetworks"] as string[] | undefined) ?? [])].sort();
     const want = [
@@ -136,14 +149,20 @@ export async function cmdCheck(session: Session): Promise<void> {
       ...(addresses.ipv6 !== undefined ? [`${addresses.ipv6}/128`] : []),
     ].sort();
     if (nets.join(",") !== want.join(",")) {
-      problems.push(`${where} has ipNetworks [${nets.join(", ")}], prevResult says [${want.join(", ")}]`);
+      problems.push(
+        `${where} has ipNetworks [${nets.join(", ")}], prevResult says [${want.join(", ")}]`,
+      );
     }
     if (workload && spec["mac"] !== undefined && spec["mac"] !== workload.link.mac) {
-      problems.push(`${where} has mac ${String(spec["mac"])}, the interface has ${workload.link.mac}`);
+      problems.push(
+        `${where} has mac ${String(spec["mac"])}, the interface has ${workload.link.mac}`,
+      );
     }
   } catch (err) {
     if (!isErrorCode(err, "NotFound")) throw err;
-    problems.push(`workload endpoint "${id.wepName}" in namespace "${id.namespace}" does not exist`);
+    problems.push(
+      `workload endpoint "${id.wepName}" in namespace "${id.namespace}" does not exist`,
+    );
   }
 
   if (problems.length > 0) {

@@ -162,11 +162,7 @@ export function decodeConfig(stdin: string): Obj {
   try {
     raw = JSON.parse(stdin);
   } catch (err) {
-    throw new CniError(
-      CNI_ERROR.decode,
-      "error unmarshall network config",
-      (err as Error).message,
-    );
+    throw new CniError(CNI_ERROR.decode, "error unmarshall network config", (err as Error).message);
   }
   if (!isObj(raw)) {
     throw new CniError(
@@ -225,7 +221,10 @@ function parsePolicy(raw: Obj): PolicySettings {
   const o = obj(raw, "policy", "policy") ?? {};
   const timeout = o["timeoutSeconds"] ?? DEFAULT_POLICY_TIMEOUT_SECONDS;
   if (typeof timeout !== "number" || !(timeout > 0) || timeout > 600) {
-    throw invalid("policy.timeoutSeconds", `must be a number of seconds in (0, 600], got ${JSON.stringify(timeout)}`);
+    throw invalid(
+      "policy.timeoutSeconds",
+      `must be a number of seconds in (0, 600], got ${JSON.stringify(timeout)}`,
+    );
   }
   return {
     waitForProgrammed: bool(o, "waitForProgrammed", "policy.waitForProgrammed", true),

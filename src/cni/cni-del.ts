@@ -18,7 +18,7 @@ import type { Session } from "./cni-session.js";
 import { WORKLOAD_ENDPOINT } from "./endpoint-resource.js";
 
 export async function cmdDel(session: Session): Promise<void> {
-  const { conf, env, deps } = session;
+  const { conf, deps } = session;
   const id = session.identity();
   const failures: CniError[] = [];
   const attempt = async (what: string, run: () => Promise<unknown>): Promise<void> => {
@@ -35,7 +35,11 @@ export async function cmdDel(session: Session): Promise<void> {
     if (conf.prevResult !== undefined) {
       try {
         for (const i of parsePrevResult(conf.prevResult).interfaces ?? []) {
-          if (!i.sandbox && i.mac === "ee:ee:ee:ee:ee:ee" && i.name.startsWith(conf.interfacePrefix)) {
+          if (
+            !i.sandbox &&
+            i.mac === "ee:ee:ee:ee:ee:ee" &&
+            i.name.startsWith(conf.interfacePrefix)
+          ) {
             names.add(i.name);
           }
         }

@@ -46,7 +46,10 @@ export function interfaceNameProblem(name: string): string | undefined {
 export function commandOf(env: Record<string, string | undefined>): CniCommand {
   const command = env["CNI_COMMAND"];
   if (command === undefined || command === "") {
-    throw new CniError(CNI_ERROR.invalidEnvironment, "required env variables [CNI_COMMAND] missing");
+    throw new CniError(
+      CNI_ERROR.invalidEnvironment,
+      "required env variables [CNI_COMMAND] missing",
+    );
   }
   if (!(CNI_COMMANDS as readonly string[]).includes(command)) {
     throw new CniError(

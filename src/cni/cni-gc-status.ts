@@ -53,7 +53,11 @@ export async function cmdGc(session: Session): Promise<void> {
               namespace,
               ...(rv !== undefined ? { resourceVersion: rv } : {}),
             });
-            const key = endpointStatusKey(store.prefix, { node: session.node, namespace, name: wepName });
+            const key = endpointStatusKey(store.prefix, {
+              node: session.node,
+              namespace,
+              name: wepName,
+            });
             await store.backend.txn({ compare: [], success: [{ type: "delete", key }] });
           }
         } catch (err) {

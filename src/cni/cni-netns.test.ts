@@ -44,7 +44,12 @@ async function scenario(
   const prefix = `/twt-${run}/${name}`;
   const store = new ResourceStore(backend, { prefix });
   for (const [pool, cidr, spec] of pools) {
-    await store.create({ apiVersion: API, kind: "IPPool", metadata: { name: pool }, spec: { cidr, ...spec } });
+    await store.create({
+      apiVersion: API,
+      kind: "IPPool",
+      metadata: { name: pool },
+      spec: { cidr, ...spec },
+    });
   }
   for (const node of nodes) {
     await store.create({ apiVersion: API, kind: "Node", metadata: { name: node }, spec: {} });
@@ -136,14 +141,21 @@ describe("CNI plugin in real network namespaces", { skip, concurrency: false }, 
     assert.equal(link.address, "ee:ee:ee:ee:ee:ee");
     const routes4 = JSON.parse(await lab.ip(host, ["-j", "route", "show", "dev", veth]));
     assert.deepEqual(routes4, [
-      { dst: ip4?.replace("/32", ""), protocol: String(TWILL_ROUTE_PROTOCOL), scope: "link", flags: [] },
+      {
+        dst: ip4?.replace("/32", ""),
+        protocol: String(TWILL_ROUTE_PROTOCOL),
+        scope: "link",
+        flags: [],
+      },
     ]);
     const routes6 = JSON.parse(await lab.ip(host, ["-j", "-6", "route", "show", "dev", veth])) as {
       dst: string;
       protocol: string;
     }[];
     assert.ok(
-      routes6.some((r) => r.dst === ip6?.replace("/128", "") && r.protocol === String(TWILL_ROUTE_PROTOCOL)),
+      routes6.some(
+        (r) => r.dst === ip6?.replace("/128", "") && r.protocol === String(TWILL_ROUTE_PROTOCOL),
+      ),
       JSON.stringify(routes6),
     );
     for (const [path, want] of [
@@ -183,11 +195,17 @@ describe("CNI plugin in real network namespaces", { skip, concurrency: false }, 
     assert.deepEqual(await handles(ipam), ["twnet.rt1", "twnet.rt1"]);
 
     // CHECK passes, then notices a missing route.
-    const check = await lab.plugin(host, cniEnv("CHECK", "rt1", netns), { ...conf, prevResult: result });
+    const check = await lab.plugin(host, cniEnv("CHECK", "rt1", netns), {
+      ...conf,
+      prevResult: result,
+    });
     assert.equal(check.exitCode, 0, check.stdout);
     assert.equal(check.stdout, "");
     await lab.ip(host, ["route", "del", ip4 as string, "dev", veth]);
-    const broken = await lab.plugin(host, cniEnv("CHECK", "rt1", netns), { ...conf, prevResult: result });
+    const broken = await lab.plugin(host, cniEnv("CHECK", "rt1", netns), {
+      ...conf,
+      prevResult: result,
+    });
     assert.equal(broken.exitCode, 1);
     assert.equal(broken.json?.["code"], 102);
     assert.match(String(broken.json?.["details"]), /no host route 10\.70\./);
@@ -210,10 +228,20 @@ describe("CNI plugin in real network namespaces", { skip, concurrency: false }, 
     assert.deepEqual(version.json, { cniVersion: "1.0.0", supportedVersions: ["1.0.0", "1.1.0"] });
     const cases: [string, Record<string, string>, unknown, number][] = [
       ["missing variables", { CNI_COMMAND: "ADD" }, config(prefix), 4],
-      ["unknown command", { ...cniEnv("ADD", "e1", netns), CNI_COMMAND: "NOPE" }, config(prefix), 4],
+      [
+        "unknown command",
+        { ...cniEnv("ADD", "e1", netns), CNI_COMMAND: "NOPE" },
+        config(prefix),
+        4,
+      ],
       ["unparsable config", cniEnv("ADD", "e1", netns), "{not json", 6],
       ["missing network name", cniEnv("ADD", "e1", netns), { ...config(prefix), name: "" }, 7],
-      ["unsupported version", cniEnv("ADD", "e1", netns), { ...config(prefix), cniVersion: "0.3.1" }, 1],
+      [
+        "unsupported version",
+        cniEnv("ADD", "e1", netns),
+        { ...config(prefix), cniVersion: "0.3.1" },
+        1,
+      ],
     ];
     for (const [what, env, conf, code] of cases) {
       const call = await lab.plugin(host, env, conf);
@@ -244,7 +272,11 @@ describe("CNI plugin in real network namespaces", { skip, concurrency: false }, 
     const netnses = await Promise.all([0, 1, 2, 3, 4].map(() => lab.addWorkload()));
     const got: string[] = [];
     for (let i = 0; i < 4; i++) {
-      got.push(...ipsOf(ok(await lab.plugin(host, cniEnv("ADD", `r${i}`, netnses[i] as string), config(prefix)))));
+      got.push(
+        ...ipsOf(
+          ok(await lab.plugin(host, cniEnv("ADD", `r${i}`, netnses[i] as string), config(prefix))),
+        ),
+      );
     }
     assert.equal(new Set(got).size, 4);
     const fifth = await lab.plugin(host, cniEnv("ADD", "r4", netnses[4] as string), config(prefix));
@@ -254,7 +286,16 @@ describe("CNI plugin in real network namespaces", { skip, concurrency: false }, 
 
     // Free one address; then an ADD into a namespace that already has eth0.
     ok(await lab.plugin(host, cniEnv("DEL", "r3", netnses[3] as string), config(prefix)));
-    await lab.ip(netnses[4] as string, ["link", "add", "eth0", "type", "veth", "peer", "name", "eth1"]);
+    await lab.ip(netnses[4] as string, [
+      "link",
+      "add",
+      "eth0",
+      "type",
+      "veth",
+      "peer",
+      "name",
+      "eth1",
+    ]);
     const taken = await lab.plugin(host, cniEnv("ADD", "r4", netnses[4] as string), config(prefix));
     assert.equal(taken.json?.["code"], 101, taken.stdout);
     assert.equal((await hostInterfaces(host)).length, 3);
@@ -269,7 +310,8 @@ describe("CNI plugin in real network namespaces", { skip, concurrency: false }, 
     assert.equal((await store.list(WORKLOAD_ENDPOINT)).items.length, 3);
     assert.deepEqual(await handles(ipam), ["twnet.r0", "twnet.r1", "twnet.r2"]);
 
-    for (let i = 0; i < 3; i++) ok(await lab.plugin(host, cniEnv("DEL", `r${i}`, netnses[i] as string), config(prefix)));
+    for (let i = 0; i < 3; i++)
+      ok(await lab.plugin(host, cniEnv("DEL", `r${i}`, netnses[i] as string), config(prefix)));
     assert.ok(reportIsClean(await ipam.check()));
     for (const n of netnses) await lab.deleteNamespace(n);
   });
@@ -282,7 +324,11 @@ describe("CNI plugin in real network namespaces", { skip, concurrency: false }, 
     const agent = (async () => {
       const from = await store.backend.revision();
       try {
-        for await (const ev of store.watch({ kind: WORKLOAD_ENDPOINT, fromRevision: from, signal: ac.signal })) {
+        for await (const ev of store.watch({
+          kind: WORKLOAD_ENDPOINT,
+          fromRevision: from,
+          signal: ac.signal,
+        })) {
           if (ev.type !== "put") continue;
           const r = ev.resource;
           const key = endpointStatusKey(prefix, {
@@ -290,7 +336,10 @@ describe("CNI plugin in real network namespaces", { skip, concurrency: false }, 
             namespace: r.metadata.namespace ?? "default",
             name: r.metadata.name,
           });
-          const value = formatEndpointStatus({ state: "programmed", resourceVersion: r.metadata.resourceVersion ?? "0" });
+          const value = formatEndpointStatus({
+            state: "programmed",
+            resourceVersion: r.metadata.resourceVersion ?? "0",
+          });
           await store.backend.txn({ compare: [], success: [{ type: "put", key, value }] });
         }
       } catch {
@@ -344,7 +393,11 @@ describe("CNI plugin in real network namespaces", { skip, concurrency: false }, 
     // (host 0 fills its first block and claims another while the others race for theirs).
     const hostOf = (i: number): number => (i < 50 ? 0 : (i - 50) % 4);
     const add = (i: number): Promise<PluginCall> =>
-      lab.plugin(hosts[hostOf(i)] as string, cniEnv("ADD", `b${i}`, netnses[i] as string), conf(hostOf(i)));
+      lab.plugin(
+        hosts[hostOf(i)] as string,
+        cniEnv("ADD", `b${i}`, netnses[i] as string),
+        conf(hostOf(i)),
+      );
     const started = performance.now();
     const first = await Promise.all(Array.from({ length: 50 }, (_, i) => add(i)));
     const firstSeconds = (performance.now() - started) / 1000;
@@ -361,7 +414,9 @@ describe("CNI plugin in real network namespaces", { skip, concurrency: false }, 
     assert.equal(all.length, 400, "one IPv4 and one IPv6 address per workload");
     assert.equal(new Set(all).size, 400, "no address handed out twice");
     for (let h = 0; h < 4; h++) {
-      const expected = Array.from({ length: 200 }, (_, i) => i).filter((i) => hostOf(i) === h).length;
+      const expected = Array.from({ length: 200 }, (_, i) => i).filter(
+        (i) => hostOf(i) === h,
+      ).length;
       assert.equal((await hostInterfaces(hosts[h] as string)).length, expected, `host ${h}`);
     }
     const delStarted = performance.now();
@@ -369,7 +424,11 @@ describe("CNI plugin in real network namespaces", { skip, concurrency: false }, 
       Array.from({ length: 200 }, (_, i) => i),
       50,
       (i) =>
-        lab.plugin(hosts[hostOf(i)] as string, cniEnv("DEL", `b${i}`, netnses[i] as string), conf(hostOf(i))),
+        lab.plugin(
+          hosts[hostOf(i)] as string,
+          cniEnv("DEL", `b${i}`, netnses[i] as string),
+          conf(hostOf(i)),
+        ),
     );
     const delSeconds = (performance.now() - delStarted) / 1000;
     dels.forEach((c) => ok(c));

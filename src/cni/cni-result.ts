@@ -50,7 +50,8 @@ export function parsePrevResult(raw: unknown): CniResult {
   const result: CniResult = {
     cniVersion: typeof o["cniVersion"] === "string" ? o["cniVersion"] : "",
     interfaces: list("interfaces").map((i, n) => {
-      if (typeof i["name"] !== "string") throw bad(`prevResult.interfaces[${n}].name must be a string`);
+      if (typeof i["name"] !== "string")
+        throw bad(`prevResult.interfaces[${n}].name must be a string`);
       const out: ResultInterface = { name: i["name"] };
       if (typeof i["mac"] === "string") out.mac = i["mac"];
       if (typeof i["mtu"] === "number") out.mtu = i["mtu"];
@@ -58,7 +59,8 @@ export function parsePrevResult(raw: unknown): CniResult {
       return out;
     }),
     ips: list("ips").map((ip, n) => {
-      if (typeof ip["address"] !== "string") throw bad(`prevResult.ips[${n}].address must be a string`);
+      if (typeof ip["address"] !== "string")
+        throw bad(`prevResult.ips[${n}].address must be a string`);
       const out: ResultIP = { address: ip["address"] };
       if (typeof ip["gateway"] === "string") out.gateway = ip["gateway"];
       if (typeof ip["interface"] === "number") out.interface = ip["interface"];

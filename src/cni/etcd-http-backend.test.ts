@@ -25,7 +25,12 @@ runBackendContract("etcd over the JSON gateway", async () => {
 
 describe("EtcdHttpBackend", () => {
   it("rejects endpoints that are not http(s) URLs, and mixed schemes", () => {
-    for (const endpoints of [[], ["127.0.0.1:2379"], ["ftp://x:1"], ["http://a:1", "https://b:2"]]) {
+    for (const endpoints of [
+      [],
+      ["127.0.0.1:2379"],
+      ["ftp://x:1"],
+      ["http://a:1", "https://b:2"],
+    ]) {
       assert.throws(
         () => new EtcdHttpBackend({ endpoints }),
         (err: unknown) => isErrorCode(err, "Invalid"),
@@ -56,7 +61,10 @@ describe("EtcdHttpBackend", () => {
     await new Promise<void>((resolve) => proxy.listen(path, resolve));
     const backend = new EtcdHttpBackend({ endpoints: [`unix://${path}`] });
     try {
-      const put = await backend.txn({ compare: [], success: [{ type: "put", key: "/sock/k", value: "v" }] });
+      const put = await backend.txn({
+        compare: [],
+        success: [{ type: "put", key: "/sock/k", value: "v" }],
+      });
       assert.equal((await backend.get("/sock/k"))?.modRevision, put.revision);
     } finally {
       await backend.close();

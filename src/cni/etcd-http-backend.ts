@@ -403,7 +403,10 @@ export class EtcdHttpBackend implements Backend {
       return new TwillError("Invalid", `etcd at ${where} rejected the ${what}: ${message}`);
     }
     if (code === 14 || code === 4 || /no leader|leader changed|timed out/.test(message)) {
-      return new TwillError("Unavailable", `etcd at ${where} could not serve the ${what}: ${message}`);
+      return new TwillError(
+        "Unavailable",
+        `etcd at ${where} could not serve the ${what}: ${message}`,
+      );
     }
     return new TwillError("Internal", `etcd ${what} at ${where} failed: ${message}`);
   }
@@ -417,7 +420,12 @@ export class EtcdHttpBackend implements Backend {
     return headers;
   }
 
-  #post(url: URL, path: string, body: string, deadline: number): Promise<{ status: number; json: unknown }> {
+  #post(
+    url: URL,
+    path: string,
+    body: string,
+    deadline: number,
+  ): Promise<{ status: number; json: unknown }> {
     return new Promise((resolve, reject) => {
       const lib = url.protocol === "https:" ? https : http;
       let sent = false;
@@ -477,7 +485,9 @@ export class EtcdHttpBackend implements Backend {
       req.on("error", (err: NodeJS.ErrnoException) => {
         // ECONNRESET on a reused socket after sending may have reached etcd.
         const before = !sent || err.code === "ECONNREFUSED";
-        fail(new TransportError(err.code ? `${err.code} (${hostOf(url)})` : err.message, before, err));
+        fail(
+          new TransportError(err.code ? `${err.code} (${hostOf(url)})` : err.message, before, err),
+        );
       });
       req.end(body);
     });
@@ -486,7 +496,10 @@ export class EtcdHttpBackend implements Backend {
   async *#watch(prefix: string, options: WatchOptions): AsyncGenerator<WatchEvent> {
     const { fromRevision, signal } = options;
     if (!Number.isInteger(fromRevision) || fromRevision < 0) {
-      throw new TwillError("Invalid", `fromRevision must be a whole number >= 0, got ${fromRevision}`);
+      throw new TwillError(
+        "Invalid",
+        `fromRevision must be a whole number >= 0, got ${fromRevision}`,
+      );
     }
     if (this.#closed) throw this.#closedError();
     if (signal?.aborted) return;
@@ -545,7 +558,10 @@ export class EtcdHttpBackend implements Backend {
           if (m.error) {
             const text = m.error.message ?? m.error.error ?? "watch failed";
             if (m.error.code === 16 || m.error.code === 7 || /permission denied|auth/.test(text)) {
-              throw new TwillError("Unavailable", `etcd at ${this.#where()} refused access: ${text}`);
+              throw new TwillError(
+                "Unavailable",
+                `etcd at ${this.#where()} refused access: ${text}`,
+              );
             }
             lastError = new Error(text);
             break;

@@ -46,7 +46,9 @@ export async function execPlugin(
     const out: Buffer[] = [];
     child.stdout.on("data", (c: Buffer) => out.push(c));
     child.on("error", (err) =>
-      reject(new TwillError("Internal", `cannot run plugin ${path}: ${err.message}`, { cause: err })),
+      reject(
+        new TwillError("Internal", `cannot run plugin ${path}: ${err.message}`, { cause: err }),
+      ),
     );
     child.on("close", (code, signal) =>
       resolve({

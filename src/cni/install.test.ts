@@ -54,7 +54,9 @@ describe("twill cni install", () => {
         const out = await new Promise<string>((resolve, reject) => {
           let text = "";
           child.stdout?.on("data", (d: Buffer) => (text += d.toString()));
-          child.on("close", (code) => (code === 0 ? resolve(text) : reject(new Error(`exit ${code}`))));
+          child.on("close", (code) =>
+            code === 0 ? resolve(text) : reject(new Error(`exit ${code}`)),
+          );
         });
         assert.deepEqual(JSON.parse(out), {
           cniVersion: "1.0.0",

@@ -61,7 +61,9 @@ export function wrapperScript(node: string, plugin: string, ipam: boolean): stri
   ].join("\n");
 }
 
-export function buildConflist(options: Omit<InstallOptions, "binDir" | "confDir" | "node" | "plugin">): Record<string, unknown> {
+export function buildConflist(
+  options: Omit<InstallOptions, "binDir" | "confDir" | "node" | "plugin">,
+): Record<string, unknown> {
   const cniVersion = options.cniVersion ?? "1.0.0";
   if (!(SUPPORTED_VERSIONS as readonly string[]).includes(cniVersion)) {
     throw new TwillError(

@@ -49,7 +49,9 @@ export async function runIpamCommand(session: Session): Promise<CniResult | unde
     }
     case "DEL": {
       const { ipam } = await session.datastore();
-      await session.withIpamTurn(() => ipam.releaseByHandle(ipamHandle(conf.name, env.containerId)));
+      await session.withIpamTurn(() =>
+        ipam.releaseByHandle(ipamHandle(conf.name, env.containerId)),
+      );
       return undefined;
     }
     case "CHECK": {
@@ -86,7 +88,11 @@ export async function runIpamCommand(session: Session): Promise<CniResult | unde
         }
       }
       if (errors.length > 0) {
-        throw new CniError(CNI_ERROR.tryAgainLater, "GC could not release everything", errors.join("; "));
+        throw new CniError(
+          CNI_ERROR.tryAgainLater,
+          "GC could not release everything",
+          errors.join("; "),
+        );
       }
       return undefined;
     }

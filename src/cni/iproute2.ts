@@ -73,9 +73,13 @@ function parseJson<T>(text: string, what: string): T {
   try {
     return JSON.parse(text) as T;
   } catch (err) {
-    throw new TwillError("Internal", `${what}: ip printed something that is not JSON: ${text.slice(0, 200)}`, {
-      cause: err,
-    });
+    throw new TwillError(
+      "Internal",
+      `${what}: ip printed something that is not JSON: ${text.slice(0, 200)}`,
+      {
+        cause: err,
+      },
+    );
   }
 }
 
@@ -109,8 +113,10 @@ export class Iproute2 implements Netlink {
   #timeoutMs: number;
 
   constructor(options: Iproute2Options) {
-    this.#ip = options.ip ?? firstExisting(["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"], "ip");
-    this.#nsenter = options.nsenter ?? firstExisting(["/usr/bin/nsenter", "/bin/nsenter"], "nsenter");
+    this.#ip =
+      options.ip ?? firstExisting(["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"], "ip");
+    this.#nsenter =
+      options.nsenter ?? firstExisting(["/usr/bin/nsenter", "/bin/nsenter"], "nsenter");
     this.#proc = options.procSysNet ?? "/proc/sys/net";
     this.#proto = String(options.routeProtocol);
     this.#timeoutMs = options.timeoutMs ?? 10_000;
@@ -120,8 +126,21 @@ export class Iproute2 implements Netlink {
     const mtu = spec.mtu !== undefined ? ["mtu", String(spec.mtu)] : [];
     const peerMac = spec.containerMac !== undefined ? ["address", spec.containerMac] : [];
     const args = [
-      "link", "add", spec.hostInterface, ...mtu, "address", HOST_SIDE_MAC,
-      "type", "veth", "peer", "name", spec.ifname, ...mtu, ...peerMac, "netns", spec.netns,
+      "link",
+      "add",
+      spec.hostInterface,
+      ...mtu,
+      "address",
+      HOST_SIDE_MAC,
+      "type",
+      "veth",
+      "peer",
+      "name",
+      spec.ifname,
+      ...mtu,
+      ...peerMac,
+      "netns",
+      spec.netns,
     ];
     const res = await this.#run(this.#ip, args);
     if (res.code === 0) return;
@@ -156,11 +175,27 @@ export class Iproute2 implements Netlink {
     const commands = [["link", "set", "dev", hostInterface, "up"]];
     if (addresses.ipv4 !== undefined) {
       commands.push([
-        "route", "add", `${addresses.ipv4}/32`, "dev", hostInterface, "scope", "link", "proto", this.#proto,
+        "route",
+        "add",
+        `${addresses.ipv4}/32`,
+        "dev",
+        hostInterface,
+        "scope",
+        "link",
+        "proto",
+        this.#proto,
       ]);
     }
     if (addresses.ipv6 !== undefined) {
-      commands.push(["route", "add", `${addresses.ipv6}/128`, "dev", hostInterface, "proto", this.#proto]);
+      commands.push([
+        "route",
+        "add",
+        `${addresses.ipv6}/128`,
+        "dev",
+        hostInterface,
+        "proto",
+        this.#proto,
+      ]);
     }
     await this.#batch(undefined, commands, "configuring the host side");
   }
@@ -282,7 +317,8 @@ export class Iproute2 implements Netlink {
 
   /** `ip <args>` (in `netns` when given) parsed as JSON; undefined when the device is not there. */
   async #json<T>(netns: string | undefined, args: string[]): Promise<T | undefined> {
-    const res = netns === undefined ? await this.#run(this.#ip, args) : await this.#runIn(netns, args);
+    const res =
+      netns === undefined ? await this.#run(this.#ip, args) : await this.#runIn(netns, args);
     if (res.code !== 0) {
       if (NO_DEVICE.test(res.stderr)) return undefined;
       throw this.#failed("reading interface state", args, res);
@@ -319,7 +355,13 @@ export class Iproute2 implements Netlink {
         return res.stdout;
       }
       const res = await this.#spawn(this.#nsenter, [
-        `--net=${netns}`, "sh", "-c", script.replace('exec "$1" -j -batch -', "true"), "sh", this.#ip, ...flat,
+        `--net=${netns}`,
+        "sh",
+        "-c",
+        script.replace('exec "$1" -j -batch -', "true"),
+        "sh",
+        this.#ip,
+        ...flat,
       ]);
       if (res.code !== 0) throw this.#failed(what, ["sysctl"], res);
     }
@@ -328,13 +370,20 @@ export class Iproute2 implements Netlink {
       const res =
         netns === undefined
           ? await this.#spawn(this.#ip, ["-j", "-batch", "-"], input)
-          : await this.#spawn(this.#nsenter, [`--net=${netns}`, this.#ip, "-j", "-batch", "-"], input);
+          : await this.#spawn(
+              this.#nsenter,
+              [`--net=${netns}`, this.#ip, "-j", "-batch", "-"],
+              input,
+            );
       if (res.code !== 0) throw this.#failed(what, ["-batch", ...commands.flat()], res);
       return res.stdout;
     }
     let stdout = "";
     for (const args of commands) {
-      const res = netns === undefined ? await this.#run(this.#ip, ["-j", ...args]) : await this.#runIn(netns, ["-j", ...args]);
+      const res =
+        netns === undefined
+          ? await this.#run(this.#ip, ["-j", ...args])
+          : await this.#runIn(netns, ["-j", ...args]);
       if (res.code !== 0) throw this.#failed(what, args, res);
       stdout += res.stdout;
     }

@@ -108,7 +108,10 @@ export interface Netlink {
 }
 
 /** The host-side sysctls the plugin sets for an endpoint, path under /proc/sys/net/ → value. */
-export function hostSysctls(hostInterface: string, addresses: WorkloadAddresses): [string, string][] {
+export function hostSysctls(
+  hostInterface: string,
+  addresses: WorkloadAddresses,
+): [string, string][] {
   const out: [string, string][] = [];
   if (addresses.ipv4 !== undefined) {
     out.push(

@@ -225,7 +225,12 @@ describe("runCni: error codes", () => {
       code: 2,
       msg: /unsupported field/,
     },
-    { name: "bad mtu", config: { ...BASE_CONFIG, mtu: 20 }, code: 7, msg: /invalid network config/ },
+    {
+      name: "bad mtu",
+      config: { ...BASE_CONFIG, mtu: 20 },
+      code: 7,
+      msg: /invalid network config/,
+    },
     {
       name: "bad policy timeout",
       config: { ...BASE_CONFIG, policy: { timeoutSeconds: -1 } },
@@ -316,7 +321,9 @@ describe("runCni: ADD, CHECK, DEL", () => {
     const ip = (result.ips[0]?.address ?? "").split("/")[0] as string;
     const kernel = h.netlink.dump();
     assert.equal(kernel.host[host]?.up, true);
-    assert.deepEqual(kernel.host[host]?.routes, [{ dst: `${ip}/32`, scope: "link", protocol: "116" }]);
+    assert.deepEqual(kernel.host[host]?.routes, [
+      { dst: `${ip}/32`, scope: "link", protocol: "116" },
+    ]);
     assert.equal(kernel.host[host]?.sysctls[`ipv4/conf/${host}/proxy_arp`], "1");
     assert.equal(kernel.host[host]?.sysctls[`ipv4/neigh/${host}/proxy_delay`], "0");
     assert.deepEqual(kernel.namespaces[NETNS]?.["eth0"]?.addresses, [`${ip}/32`]);
@@ -378,7 +385,10 @@ describe("runCni: ADD, CHECK, DEL", () => {
 
   it("a Kubernetes pod: orchestrator k8s, named by pod, namespace profile", async () => {
     const h = await harness();
-    const env = { CNI_ARGS: "IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-1;K8S_POD_INFRA_CONTAINER_ID=c1" };
+    const env = {
+      CNI_ARGS:
+        "IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-1;K8S_POD_INFRA_CONTAINER_ID=c1",
+    };
     const add = await h.run("ADD", BASE_CONFIG, env);
     assert.equal(add.exitCode, 0, add.stdout);
     const [wep] = await weps(h.store);
@@ -393,7 +403,10 @@ describe("runCni: ADD, CHECK, DEL", () => {
 
   it("dual stack: one address per family, IPv6 via the host side's link-local address", async () => {
     const h = await harness();
-    const config = { ...BASE_CONFIG, ipam: { type: "twill-ipam", assign_ipv4: "true", assign_ipv6: "true" } };
+    const config = {
+      ...BASE_CONFIG,
+      ipam: { type: "twill-ipam", assign_ipv4: "true", assign_ipv6: "true" },
+    };
     const add = await h.run("ADD", config);
     assert.equal(add.exitCode, 0, add.stdout);
     const result = add.json as { ips: { address: string; gateway: string }[]; routes: unknown[] };
@@ -412,7 +425,10 @@ describe("runCni: ADD, CHECK, DEL", () => {
 
   it("an IPv6-only network", async () => {
     const h = await harness();
-    const config = { ...BASE_CONFIG, ipam: { type: "twill-ipam", assign_ipv4: false, assign_ipv6: true } };
+    const config = {
+      ...BASE_CONFIG,
+      ipam: { type: "twill-ipam", assign_ipv4: false, assign_ipv6: true },
+    };
     const add = await h.run("ADD", config);
     assert.equal(add.exitCode, 0, add.stdout);
     const result = add.json as { ips: { address: string }[] };
@@ -460,16 +476,19 @@ describe("runCni: ADD, CHECK, DEL", () => {
     const add = await h.run("ADD", { ...BASE_CONFIG, prevResult });
     assert.equal(add.exitCode, 0, add.stdout);
     const result = add.json as { interfaces: { name: string }[]; ips: { interface: number }[] };
-    assert.deepEqual(
-      result.interfaces.map((i) => i.name).slice(0, 1),
-      ["lo"],
-    );
+    assert.deepEqual(result.interfaces.map((i) => i.name).slice(0, 1), ["lo"]);
     assert.equal(result.interfaces.length, 3);
-    assert.deepEqual(result.ips.map((i) => i.interface), [0, 2]);
+    assert.deepEqual(
+      result.ips.map((i) => i.interface),
+      [0, 2],
+    );
   });
 
   it("interfaces[].mtu only in 1.1.0 results", async () => {
-    for (const [version, hasMtu] of [["1.1.0", true], ["1.0.0", false]] as const) {
+    for (const [version, hasMtu] of [
+      ["1.1.0", true],
+      ["1.0.0", false],
+    ] as const) {
       const h = await harness();
       const add = await h.run("ADD", { ...BASE_CONFIG, cniVersion: version, mtu: 1400 });
       assert.equal(add.exitCode, 0, add.stdout);
@@ -549,9 +568,9 @@ describe("runCni: ADD failures leave nothing behind", () => {
       assert.deepEqual(await allocations(h.ipam), []);
       assert.deepEqual(await weps(h.store), []);
       {
-      const report = await h.ipam.check();
-      assert.ok(reportIsClean(report), JSON.stringify(report));
-    }
+        const report = await h.ipam.check();
+        assert.ok(reportIsClean(report), JSON.stringify(report));
+      }
     });
   }
 
@@ -625,13 +644,21 @@ describe("runCni: the policy wait", () => {
     // A fake agent: a stale status first (an older revision), then the real one.
     const agent = (async () => {
       const ac = new AbortController();
-      for await (const ev of h.store.watch({ kind: WORKLOAD_ENDPOINT, fromRevision: await h.store.backend.revision(), signal: ac.signal })) {
+      for await (const ev of h.store.watch({
+        kind: WORKLOAD_ENDPOINT,
+        fromRevision: await h.store.backend.revision(),
+        signal: ac.signal,
+      })) {
         if (ev.type !== "put") continue;
         const rv = ev.resource.metadata.resourceVersion as string;
         const put = (status: string) =>
           h.store.backend.txn({ compare: [], success: [{ type: "put", key, value: status }] });
-        await put(formatEndpointStatus({ state: "programmed", resourceVersion: String(Number(rv) - 1) }));
-        await put(formatEndpointStatus({ state: "error", resourceVersion: rv, message: "nft failed" }));
+        await put(
+          formatEndpointStatus({ state: "programmed", resourceVersion: String(Number(rv) - 1) }),
+        );
+        await put(
+          formatEndpointStatus({ state: "error", resourceVersion: rv, message: "nft failed" }),
+        );
         await put(formatEndpointStatus({ state: "programmed", resourceVersion: rv }));
         ac.abort();
       }
@@ -705,7 +732,11 @@ describe("runCni: twill-ipam as an IPAM plugin", () => {
     const h = await harness();
     const add = await h.run("ADD", bridge, {}, { mode: "ipam" });
     assert.equal(add.exitCode, 0, add.stdout);
-    const result = add.json as { cniVersion: string; ips: { address: string }[]; interfaces?: unknown };
+    const result = add.json as {
+      cniVersion: string;
+      ips: { address: string }[];
+      interfaces?: unknown;
+    };
     assert.equal(result.cniVersion, "1.0.0");
     assert.equal(result.interfaces, undefined);
     assert.equal(result.ips.length, 2);
@@ -762,7 +793,12 @@ describe("runCni: a delegated IPAM plugin", () => {
     const h = await harness([], {
       delegate: () => ({
         exitCode: 1,
-        stdout: JSON.stringify({ cniVersion: "1.1.0", code: 11, msg: "no lease", details: "pool busy" }),
+        stdout: JSON.stringify({
+          cniVersion: "1.1.0",
+          code: 11,
+          msg: "no lease",
+          details: "pool busy",
+        }),
       }),
     });
     const add = await h.run("ADD", config);

@@ -63,9 +63,13 @@ export async function runCni(
     const command = commandOf(env);
     if (command === "VERSION") return { stdout: versionAnswer(stdin), exitCode: 0 };
     const cniEnv = parseCniEnv(env);
-    const mode: PluginMode = options.mode ?? (typeFieldOf(stdin) === "twill-ipam" ? "ipam" : "main");
+    const mode: PluginMode =
+      options.mode ?? (typeFieldOf(stdin) === "twill-ipam" ? "ipam" : "main");
     const conf = parseNetConf(stdin, mode);
-    if ((command === "GC" || command === "STATUS") && compareVersions(conf.cniVersion, "1.1.0") < 0) {
+    if (
+      (command === "GC" || command === "STATUS") &&
+      compareVersions(conf.cniVersion, "1.1.0") < 0
+    ) {
       throw new CniError(
         CNI_ERROR.incompatibleVersion,
         `config version does not allow ${command}`,

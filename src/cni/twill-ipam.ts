@@ -48,7 +48,12 @@ export async function assignAddresses(ipam: Ipam, req: AssignRequest): Promise<A
   const byFamily = new Map<4 | 6, string>();
   for (const text of req.requested) {
     const ip = parseIP(text);
-    if (!ip) throw new CniError(CNI_ERROR.invalidConfig, "invalid address requested", `"${text}" is not an IP address`);
+    if (!ip)
+      throw new CniError(
+        CNI_ERROR.invalidConfig,
+        "invalid address requested",
+        `"${text}" is not an IP address`,
+      );
     if (byFamily.has(ip.family)) {
       throw new CniError(
         CNI_ERROR.invalidConfig,

@@ -75,7 +75,10 @@ describe("dataplane manager", () => {
     t.feed([put(namespaceProfile("ns")), put(A), put(B), { type: "status", status: "in-sync" }]);
     const r = await t.dp.apply();
     assert.equal(r.nft.wrote, "full");
-    assert.deepEqual(t.routes.dump(), [`10.65.0.1/32 dev ${ifaceOf(A)} proto 116`, `fd00::1/128 dev ${ifaceOf(A)} proto 116`]);
+    assert.deepEqual(t.routes.dump(), [
+      `10.65.0.1/32 dev ${ifaceOf(A)} proto 116`,
+      `fd00::1/128 dev ${ifaceOf(A)} proto 116`,
+    ]);
     assert.equal(t.sysctls.values.get(`net/ipv4/conf/${ifaceOf(A)}/proxy_arp`), "1");
     assert.equal(t.sysctls.values.get("net/ipv4/ip_forward"), "1");
     const status = (r: Resource) => t.dp.endpointStatus.get(`workload/ns/${r.metadata.name}`);
@@ -100,7 +103,9 @@ describe("dataplane manager", () => {
     t.link(ifaceOf(B));
     t.feed([put(namespaceProfile("ns")), put(A), put(B), { type: "status", status: "in-sync" }]);
     await t.dp.apply();
-    t.feed([{ type: "delete", kind: { id: "WorkloadEndpoint" }, name: B.metadata.name, namespace: "ns" }]);
+    t.feed([
+      { type: "delete", kind: { id: "WorkloadEndpoint" }, name: B.metadata.name, namespace: "ns" },
+    ]);
     const r = await t.dp.apply();
     assert.equal(r.nft.wrote, "delta");
     assert.ok(!t.routes.dump().some((x) => x.includes(ifaceOf(B))));
@@ -148,9 +153,35 @@ describe("dataplane manager", () => {
     t.link(ifaceOf(A));
     t.feed([put(namespaceProfile("ns")), put(A), { type: "status", status: "in-sync" }]);
     await t.dp.apply();
-    t.dp.configure({ ...SETTINGS, render: { ...SETTINGS.render, defaultEndpointToHostAction: "Accept" } });
+    t.dp.configure({
+      ...SETTINGS,
+      render: { ...SETTINGS.render, defaultEndpointToHostAction: "Accept" },
+    });
     const r = await t.dp.apply();
     assert.equal(r.nft.wrote, "delta");
     assert.match(t.nft.scripts.at(-1) ?? "", /wl-to-host/);
   });
+});
+
+describe("dataplane manager: workload source spoofing", () => {
+  const spoofer = workload({ namespace: "ns", pod: "s", node: "node-1", ips: ["10.65.0.5"] });
+  (spoofer.spec as { allowSpoofedSourcePrefixes?: string[] }).allowSpoofedSourcePrefixes = [
+    "192.0.2.0/24",
+  ];
+
+  for (const allow of [false, true]) {
+    it(`${allow ? "honours" : "ignores"} allowSpoofedSourcePrefixes when spoofing is ${allow ? "allowed" : "disabled"}`, async () => {
+      const t = setup();
+      t.dp.configure({ ...SETTINGS, allowSourceSpoofing: allow });
+      t.link(ifaceOf(spoofer));
+      t.feed([put(namespaceProfile("ns")), put(spoofer), { type: "status", status: "in-sync" }]);
+      await t.dp.apply();
+      const text = t.nft.scripts.join("\n");
+      assert.equal(text.includes("192.0.2.0/24"), allow);
+      assert.equal(
+        t.sysctls.values.get(`net/ipv4/conf/${ifaceOf(spoofer)}/rp_filter`),
+        allow ? "0" : "1",
+      );
+    });
+  }
 });

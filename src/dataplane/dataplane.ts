@@ -91,7 +91,10 @@ export class Dataplane {
     this.#deps = deps;
     this.#settings = settings;
     this.#nft = new NftDriver(deps.nft);
-    this.#routes = new RouteDriver(deps.routes, { protocol: settings.routeProtocol, ipv6: settings.ipv6 });
+    this.#routes = new RouteDriver(deps.routes, {
+      protocol: settings.routeProtocol,
+      ipv6: settings.ipv6,
+    });
     this.#sysctls = new SysctlDriver(deps.sysctls, sysctlOptions(settings));
   }
 
@@ -102,7 +105,8 @@ export class Dataplane {
         case "endpoint-update": {
           const old = this.#state.endpoints.get(msg.endpoint.id);
           if (old) this.#unindex(old.id, old.interfaceName);
-          if (msg.endpoint.kind === "workload") this.#index(msg.endpoint.id, msg.endpoint.interfaceName);
+          if (msg.endpoint.kind === "workload")
+            this.#index(msg.endpoint.id, msg.endpoint.interfaceName);
           this.#linksDirty = true;
           break;
         }
@@ -179,7 +183,10 @@ export class Dataplane {
 
   async apply(signal?: AbortSignal): Promise<ApplyResult> {
     if (!this.#state.inSync) {
-      throw new TwillError("Internal", "dataplane apply before the calc's in-sync: nothing may be written yet");
+      throw new TwillError(
+        "Internal",
+        "dataplane apply before the calc's in-sync: nothing may be written yet",
+      );
     }
     const { isUp } = this.#deps;
     if (this.#renderDirty || !this.#rendered) {
@@ -246,7 +253,9 @@ export class Dataplane {
         continue;
       }
       const sysctlError = sysctlErrors.get(iface);
-      const routeError = (routesByEndpoint.get(ep.id) ?? []).map((d) => routeErrors.get(d)).find((e) => e);
+      const routeError = (routesByEndpoint.get(ep.id) ?? [])
+        .map((d) => routeErrors.get(d))
+        .find((e) => e);
       if (sysctlError !== undefined || routeError !== undefined) {
         endpoints.set(ep.id, status("error", sysctlError ?? routeError));
       } else if (!isUp(iface)) {
@@ -254,7 +263,8 @@ export class Dataplane {
       } else if (
         !this.#settings.routeSyncDisabled &&
         (routesByEndpoint.get(ep.id) ?? []).some(
-          (d) => this.#routes.state(d) !== "programmed" && (this.#settings.ipv6 || !d.includes(":")),
+          (d) =>
+            this.#routes.state(d) !== "programmed" && (this.#settings.ipv6 || !d.includes(":")),
         )
       ) {
         endpoints.set(ep.id, status("pending", "routes not programmed yet"));

@@ -702,19 +702,19 @@ function ruleZoo(count: number): DataplaneMessage[] {
     seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
     return options[(seed >>> 8) % options.length]!;
   };
-  const side = (): CompiledRule["src"] => {
+  const netsOf = {
+    4: ["10.1.0.0/16", "10.3.0.1/32"],
+    6: ["fd00:1::/64"],
+    any: ["10.2.0.0/16", "fd00:2::/64"],
+  };
+  const notNetsOf = { 4: ["10.9.0.0/24"], 6: ["fd00:9::/64"], any: ["fd00:8::/64", "10.8.0.0/16"] };
+  const side = (family: 4 | 6 | "any", withPorts: boolean): CompiledRule["src"] => {
     const m: CompiledRule["src"] = {};
-    const nets = pick([
-      undefined,
-      ["10.1.0.0/16"],
-      ["fd00:1::/64"],
-      ["10.2.0.0/16", "fd00:2::/64", "10.3.0.1/32"],
-    ]);
-    if (nets) m.nets = nets;
-    const notNets = pick([undefined, undefined, ["10.9.0.0/24"], ["fd00:9::/64", "10.8.0.0/16"]]);
-    if (notNets) m.notNets = notNets;
+    if (pick([false, true])) m.nets = netsOf[family];
+    if (pick([false, false, true])) m.notNets = notNetsOf[family];
     if (pick([false, true])) m.ipSets = ["s:zoo"];
     if (pick([false, false, true])) m.notIpSets = ["s:zoo2"];
+    if (!withPorts) return m;
     const ports = pick([
       undefined,
       [{ first: 80, last: 80 }],
@@ -731,29 +731,25 @@ function ruleZoo(count: number): DataplaneMessage[] {
   };
   const rules: CompiledRule[] = [];
   for (let i = 0; i < count; i++) {
+    const family = pick([4, 6, "any", "any"] as const);
+    const withPorts = pick([false, true]);
     const r: CompiledRule = {
       action: pick(["Allow", "Deny", "Log", "Pass"] as const),
-      src: side(),
-      dst: side(),
+      src: side(family, withPorts && pick([false, true])),
+      dst: side(family, withPorts),
       ruleId: `default/zoo/ingress/${i}`,
     };
-    const ipVersion = pick([undefined, undefined, 4, 6] as const);
-    if (ipVersion) r.ipVersion = ipVersion;
-    const protocol = pick([undefined, 6, 6, 17, 1, 58, 132, 136, 47]);
+    if (family !== "any" && pick([false, true])) r.ipVersion = family;
+    const protocol = withPorts
+      ? pick([undefined, 6, 6, 17, 132, 136])
+      : pick([undefined, undefined, 6, 17, 1, 58, 47]);
     if (protocol !== undefined) r.protocol = protocol;
     if (pick([false, false, true])) r.notProtocol = pick([17, 6, 1]);
-    const icmp = pick([
-      undefined,
-      undefined,
-      undefined,
-      undefined,
-      { type: 8 },
-      { type: 128, code: 0 },
-      { type: 3, code: 13 },
-    ]);
-    if (icmp) r.icmp = icmp;
-    if (pick([false, false, false, false, false, true]))
-      r.notICMP = pick([{ type: 0 }, { type: 3, code: 4 }]);
+    if (!withPorts && (protocol === undefined || protocol === 1 || protocol === 58)) {
+      const icmp = pick([undefined, { type: 8 }, { type: 128, code: 0 }, { type: 3, code: 13 }]);
+      if (icmp) r.icmp = icmp;
+      if (pick([false, false, true])) r.notICMP = pick([{ type: 0 }, { type: 3, code: 4 }]);
+    }
     rules.push(r);
   }
   return [

@@ -27,7 +27,10 @@ describe("endpoint status keys", () => {
       { node: "a", namespace: "", name: "n" },
       { node: "a", namespace: "ns", name: "x/y" },
     ]) {
-      assert.throws(() => endpointStatusKey("/p", ref), (err: unknown) => isErrorCode(err, "Invalid"));
+      assert.throws(
+        () => endpointStatusKey("/p", ref),
+        (err: unknown) => isErrorCode(err, "Invalid"),
+      );
     }
   });
 });

@@ -34,7 +34,10 @@ export interface EndpointRef {
 
 function checkSegment(field: string, value: string): void {
   if (value === "" || value.includes("/")) {
-    throw new TwillError("Invalid", `endpoint status ${field}: "${value}" must be non-empty, no "/"`);
+    throw new TwillError(
+      "Invalid",
+      `endpoint status ${field}: "${value}" must be non-empty, no "/"`,
+    );
   }
 }
 
@@ -112,7 +115,5 @@ export function parseEndpointStatus(value: string, key = "endpoint status"): End
  * a later revision (revisions are etcd revisions: numbers, compared as such).
  */
 export function isProgrammedAt(status: EndpointStatus, resourceVersion: string): boolean {
-  return (
-    status.state === "programmed" && BigInt(status.resourceVersion) >= BigInt(resourceVersion)
-  );
+  return status.state === "programmed" && BigInt(status.resourceVersion) >= BigInt(resourceVersion);
 }

@@ -10,7 +10,10 @@ import { registerAgent } from "./agent.js";
 
 /** A program with the root's global --etcd-* flags and `agent` over a recording runner. */
 function program(code = 0) {
-  const calls: { flags: Partial<Record<ConfigName, string>>; env: Readonly<Record<string, string | undefined>> }[] = [];
+  const calls: {
+    flags: Partial<Record<ConfigName, string>>;
+    env: Readonly<Record<string, string | undefined>>;
+  }[] = [];
   let failed: ExitCode | undefined;
   const output = captureOutput();
   const ctx: CommandContext = {
@@ -22,7 +25,10 @@ function program(code = 0) {
     },
     versions: async () => ({ twill: "0", node: "0" }),
   };
-  const p = new Command("twill").exitOverride().option("--etcd-endpoints <urls>").option("--etcd-ca-cert-file <path>");
+  const p = new Command("twill")
+    .exitOverride()
+    .option("--etcd-endpoints <urls>")
+    .option("--etcd-ca-cert-file <path>");
   p.configureOutput({ writeOut: (s) => output.out(s), writeErr: (s) => output.err(s) });
   registerAgent(p, ctx, { TWILL_NODE_NAME: "from-env" }, async (flags, env) => {
     calls.push({ flags, env });
@@ -35,8 +41,23 @@ describe("twill agent (command line)", () => {
   const cases: { args: string[]; flags: Partial<Record<ConfigName, string>> }[] = [
     { args: ["agent"], flags: {} },
     {
-      args: ["agent", "--node-name", "host-1", "--ip", "10.0.0.1/24", "--health-port", "9100", "--config", "/etc/a.yaml"],
-      flags: { nodeName: "host-1", ip: "10.0.0.1/24", healthPort: "9100", configFile: "/etc/a.yaml" },
+      args: [
+        "agent",
+        "--node-name",
+        "host-1",
+        "--ip",
+        "10.0.0.1/24",
+        "--health-port",
+        "9100",
+        "--config",
+        "/etc/a.yaml",
+      ],
+      flags: {
+        nodeName: "host-1",
+        ip: "10.0.0.1/24",
+        healthPort: "9100",
+        configFile: "/etc/a.yaml",
+      },
     },
     {
       args: ["--etcd-endpoints", "http://10.0.0.10:2379", "agent", "--ipv6-support", "false"],
@@ -72,7 +93,10 @@ describe("twill agent (command line)", () => {
 
   it("refuses an unknown flag", async () => {
     const t = program();
-    await assert.rejects(t.p.parseAsync(["agent", "--helth-port", "1"], { from: "user" }), /unknown option/);
+    await assert.rejects(
+      t.p.parseAsync(["agent", "--helth-port", "1"], { from: "user" }),
+      /unknown option/,
+    );
     assert.equal(t.calls.length, 0);
   });
 });

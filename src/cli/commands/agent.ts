@@ -29,7 +29,9 @@ export function registerAgent(
 ): void {
   const cmd = program
     .command("agent")
-    .description("Run the per-host agent: program this host's routes and nftables policy from the datastore");
+    .description(
+      "Run the per-host agent: program this host's routes and nftables policy from the datastore",
+    );
   const attributes = new Map<string, ConfigName>();
   for (const p of CONFIG_PARAMS) {
     if (p.flag === undefined) continue;

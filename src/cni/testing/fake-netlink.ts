@@ -57,7 +57,10 @@ export class FakeNetlink implements Netlink {
   }
 
   /** Make the next call of `op` fail with `error`. */
-  failNext(op: FakeNetlinkOp, error: Error = new TwillError("Internal", `injected ${op} failure`)): void {
+  failNext(
+    op: FakeNetlinkOp,
+    error: Error = new TwillError("Internal", `injected ${op} failure`),
+  ): void {
     this.#faults.set(op, error);
   }
 
@@ -67,7 +70,10 @@ export class FakeNetlink implements Netlink {
     if (link) link.routes = link.routes.filter((r) => r.dst !== dst);
   }
 
-  dump(): { host: Record<string, FakeHostLink>; namespaces: Record<string, Record<string, FakeWorkloadLink>> } {
+  dump(): {
+    host: Record<string, FakeHostLink>;
+    namespaces: Record<string, Record<string, FakeWorkloadLink>>;
+  } {
     const namespaces: Record<string, Record<string, FakeWorkloadLink>> = {};
     for (const [path, links] of this.#namespaces) namespaces[path] = Object.fromEntries(links);
     return { host: Object.fromEntries(this.#host), namespaces: structuredClone(namespaces) };
@@ -87,10 +93,16 @@ export class FakeNetlink implements Netlink {
     const ns = this.#namespaces.get(spec.netns);
     if (!ns) throw new TwillError("NotFound", `network namespace ${spec.netns} does not exist`);
     if (this.#host.has(spec.hostInterface)) {
-      throw new TwillError("AlreadyExists", `host interface "${spec.hostInterface}" already exists`);
+      throw new TwillError(
+        "AlreadyExists",
+        `host interface "${spec.hostInterface}" already exists`,
+      );
     }
     if (ns.has(spec.ifname)) {
-      throw new TwillError("AlreadyExists", `interface "${spec.ifname}" already exists in ${spec.netns}`);
+      throw new TwillError(
+        "AlreadyExists",
+        `interface "${spec.ifname}" already exists in ${spec.netns}`,
+      );
     }
     const mtu = spec.mtu ?? 1500;
     this.#host.set(spec.hostInterface, {
@@ -103,7 +115,9 @@ export class FakeNetlink implements Netlink {
     });
     this.#macs += 1;
     ns.set(spec.ifname, {
-      mac: spec.containerMac ?? `02:00:00:00:${(this.#macs >> 8).toString(16).padStart(2, "0")}:${(this.#macs & 0xff).toString(16).padStart(2, "0")}`,
+      mac:
+        spec.containerMac ??
+        `02:00:00:00:${(this.#macs >> 8).toString(16).padStart(2, "0")}:${(this.#macs & 0xff).toString(16).padStart(2, "0")}`,
       up: false,
       mtu,
       addresses: [],
@@ -120,7 +134,8 @@ export class FakeNetlink implements Netlink {
     if (addresses.ipv4 !== undefined) {
       link.routes.push({ dst: `${addresses.ipv4}/32`, scope: "link", protocol: "116" });
     }
-    if (addresses.ipv6 !== undefined) link.routes.push({ dst: `${addresses.ipv6}/128`, protocol: "116" });
+    if (addresses.ipv6 !== undefined)
+      link.routes.push({ dst: `${addresses.ipv6}/128`, protocol: "116" });
   }
 
   async configureWorkloadSide(

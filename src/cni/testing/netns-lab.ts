@@ -66,7 +66,11 @@ export interface NetnsLab {
   /** `ip <args>` inside a namespace (name or path). */
   ip(ns: string, args: readonly string[]): Promise<string>;
   /** Run a command inside a namespace. */
-  run(ns: string, cmd: string, args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }>;
+  run(
+    ns: string,
+    cmd: string,
+    args: readonly string[],
+  ): Promise<{ code: number; stdout: string; stderr: string }>;
   /** Run the plugin in `host` as a runtime does. `as` names the executable (e.g. "twill-ipam"). */
   plugin(
     host: string,
@@ -128,7 +132,11 @@ export async function startNetnsLab(etcdEndpoint: string): Promise<NetnsLab> {
       return { code: 0, stdout, stderr };
     } catch (err) {
       const e = err as { code?: number; stdout?: string; stderr?: string };
-      return { code: typeof e.code === "number" ? e.code : 1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
+      return {
+        code: typeof e.code === "number" ? e.code : 1,
+        stdout: e.stdout ?? "",
+        stderr: e.stderr ?? "",
+      };
     }
   };
   const ip = async (ns: string, args: readonly string[]): Promise<string> => {
@@ -136,7 +144,14 @@ export async function startNetnsLab(etcdEndpoint: string): Promise<NetnsLab> {
     return stdout;
   };
   const sysctl = async (ns: string, path: string, value: string): Promise<void> => {
-    await exec("ip", ["netns", "exec", nameOf(ns), "sh", "-c", `echo ${value} > /proc/sys/net/${path}`]);
+    await exec("ip", [
+      "netns",
+      "exec",
+      nameOf(ns),
+      "sh",
+      "-c",
+      `echo ${value} > /proc/sys/net/${path}`,
+    ]);
   };
 
   return {
@@ -191,7 +206,8 @@ export async function startNetnsLab(etcdEndpoint: string): Promise<NetnsLab> {
           const stdout = Buffer.concat(out).toString("utf8");
           let json: Record<string, unknown> | undefined;
           try {
-            json = stdout.trim() === "" ? undefined : (JSON.parse(stdout) as Record<string, unknown>);
+            json =
+              stdout.trim() === "" ? undefined : (JSON.parse(stdout) as Record<string, unknown>);
           } catch {
             json = undefined;
           }
@@ -211,7 +227,11 @@ export async function startNetnsLab(etcdEndpoint: string): Promise<NetnsLab> {
       const server = spawn(
         "ip",
         [
-          "netns", "exec", host, process.execPath, "-e",
+          "netns",
+          "exec",
+          host,
+          process.execPath,
+          "-e",
           `const s = require("net").createServer((c) => { c.end("pong"); s.close(); });
            s.listen(${port}, "::", () => console.log("ready"));
            setTimeout(() => process.exit(3), 10000);`,
@@ -240,7 +260,8 @@ export async function startNetnsLab(etcdEndpoint: string): Promise<NetnsLab> {
     },
     async close() {
       for (const name of await listNamespaces()) {
-        if (name.startsWith(`${prefix}-`)) await exec("ip", ["netns", "del", name]).catch(() => undefined);
+        if (name.startsWith(`${prefix}-`))
+          await exec("ip", ["netns", "del", name]).catch(() => undefined);
       }
       for (const s of sockets) s.destroy();
       await new Promise((resolve) => server.close(resolve));
