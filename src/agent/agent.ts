@@ -602,16 +602,14 @@ class Agent {
       this.#metrics.observeApply(ms / 1000, false);
       this.#metrics.countError("apply");
       const max = this.#config.maxApplyFailures;
-      this.#logging
-        .child("dataplane")
-        .error(
-          {
-            ...errorFields(err),
-            consecutiveFailures: this.#consecutiveFailures,
-            maxApplyFailures: max,
-          },
-          "dataplane apply failed",
-        );
+      this.#logging.child("dataplane").error(
+        {
+          ...errorFields(err),
+          consecutiveFailures: this.#consecutiveFailures,
+          maxApplyFailures: max,
+        },
+        "dataplane apply failed",
+      );
       this.#publishErrors(versions, (err as Error).message);
       if (this.#consecutiveFailures >= max) {
         this.#die(

@@ -190,10 +190,11 @@ export class Dataplane {
     }
     const { isUp } = this.#deps;
     if (this.#renderDirty || !this.#rendered) {
-      // The flag clears before rendering: a render that throws is a bug, and
-      // repeating it at once would not help; the next message retries it.
-      this.#renderDirty = false;
+      // A render that throws leaves the flag set: every apply fails the same
+      // way (and the agent eventually exits) rather than keep an old ruleset
+      // and call the new endpoints programmed.
       this.#rendered = renderRuleset(this.#renderable(), this.#settings.render);
+      this.#renderDirty = false;
       this.#nft.setDesired(this.#rendered);
     }
     const rendered = this.#rendered;

@@ -741,8 +741,8 @@ function ruleZoo(count: number): DataplaneMessage[] {
     };
     if (family !== "any" && pick([false, true])) r.ipVersion = family;
     const protocol = withPorts
-      ? pick([undefined, 6, 6, 17, 132, 136])
-      : pick([undefined, undefined, 6, 17, 1, 58, 47]);
+      ? pick([6, 6, 17, 132, 136]) // the calc never emits ports without a protocol
+      : pick([undefined, undefined, 6, 17, 1, 58]);
     if (protocol !== undefined) r.protocol = protocol;
     if (pick([false, false, true])) r.notProtocol = pick([17, 6, 1]);
     if (!withPorts && (protocol === undefined || protocol === 1 || protocol === 58)) {

@@ -425,6 +425,19 @@ function anonPorts(ranges: readonly PortRange[]): string {
   return texts.length === 1 ? texts[0]! : `{ ${texts.join(", ")} }`;
 }
 
+/** The ports (0–65535) not in the given ranges. */
+function complementPorts(ranges: readonly PortRange[]): PortRange[] {
+  const sorted = ranges.filter(validRange).sort((a, b) => a.first - b.first);
+  const out: PortRange[] = [];
+  let next = 0;
+  for (const r of sorted) {
+    if (r.first > next) out.push({ first: next, last: r.first - 1 });
+    next = Math.max(next, r.last + 1);
+  }
+  if (next <= 65535) out.push({ first: next, last: 65535 });
+  return out;
+}
+
 // ---------------------------------------------------------------------------
 // IP sets.
 
@@ -642,18 +655,26 @@ function renderRule(rule: CompiledRule, ctx: RuleContext): string[] {
       const parts: string[] = [];
       let protocolImplied = false;
       let familyImplied = false;
-      const sideParts: string[] = [];
+      // Addresses, then plain port compares (together: nft merges and moves them),
+      // then the named-port lookups.
+      const addrParts: string[] = [];
+      const portParts: string[] = [];
+      const lookupParts: string[] = [];
       const sides: [CompiledMatch, PortAlternative | undefined, "s" | "d"][] = [
         [src, srcAlt, "s"],
         [dst, dstAlt, "d"],
       ];
+      const notRanges = sides.map(([m]) => (m.notPorts ?? []).filter(validRange));
+      // nft 1.0.6 merges `sport != A` and `dport != B` into one compare of both
+      // fields, which matches when EITHER differs; so when both sides exclude a
+      // single port, the destination's exclusion is written as the complement.
+      const singlePort = (r: readonly PortRange[]) => r.length > 0 && /^[0-9]+$/.test(anonPorts(r));
+      const notBoth = singlePort(notRanges[0]!) && singlePort(notRanges[1]!);
       sides.forEach(([m, alt, which], i) => {
-        const addrKw = family === 4 ? "ip" : "ip6";
-        const addr = `${addrKw} ${which}addr`;
+        const addr = `${family === 4 ? "ip" : "ip6"} ${which}addr`;
         const portField = `${portKw ?? "th"} ${which}port`;
         const { nets, notNets } = sideNets[i]!;
         if (family !== undefined) {
-          const addrParts: string[] = [];
           if (nets.length > 0) addrParts.push(`${addr} ${anonAddresses(family, nets)}`);
           if (notNets.length > 0) addrParts.push(`${addr} != ${anonAddresses(family, notNets)}`);
           for (const id of m.ipSets ?? []) {
@@ -662,34 +683,33 @@ function renderRule(rule: CompiledRule, ctx: RuleContext): string[] {
           for (const id of m.notIpSets ?? []) {
             addrParts.push(`${addr} != @${nftNames.ipSet(id, family, "net")}`);
           }
-          if (addrParts.length > 0) familyImplied = true;
-          sideParts.push(...addrParts);
         }
         if (alt?.kind === "ports") {
-          sideParts.push(`${portField} ${anonPorts(alt.ranges)}`);
-          if (portKw !== undefined) protocolImplied = true;
+          portParts.push(`${portField} ${anonPorts(alt.ranges)}`);
         } else if (alt?.kind === "named" && family !== undefined) {
-          sideParts.push(
-            `${addr} . meta l4proto . ${portField} @${nftNames.ipSet(alt.id, family, "net-port")}`,
-          );
-          familyImplied = true;
-          if (portKw !== undefined) protocolImplied = true;
+          const set = nftNames.ipSet(alt.id, family, "net-port");
+          lookupParts.push(`${addr} . meta l4proto . ${portField} @${set}`);
         }
-        const notRanges = (m.notPorts ?? []).filter(validRange);
-        if (notRanges.length > 0) {
-          sideParts.push(`${portField} != ${anonPorts(notRanges)}`);
-          if (portKw !== undefined) protocolImplied = true;
+        const not = notRanges[i]!;
+        if (not.length > 0) {
+          if (notBoth && which === "d") {
+            portParts.push(`${portField} ${anonPorts(complementPorts(not))}`);
+          } else {
+            portParts.push(`${portField} != ${anonPorts(not)}`);
+          }
         }
         if (family !== undefined) {
           for (const id of m.notNamedPortIpSets ?? []) {
-            sideParts.push(
-              `${addr} . meta l4proto . ${portField} != @${nftNames.ipSet(id, family, "net-port")}`,
-            );
-            familyImplied = true;
-            if (portKw !== undefined) protocolImplied = true;
+            const set = nftNames.ipSet(id, family, "net-port");
+            lookupParts.push(`${addr} . meta l4proto . ${portField} != @${set}`);
           }
         }
       });
+      if (addrParts.length > 0 || lookupParts.length > 0) familyImplied = true;
+      if (portKw !== undefined && (portParts.length > 0 || lookupParts.length > 0)) {
+        protocolImplied = true;
+      }
+      const sideParts = [...addrParts, ...portParts, ...lookupParts];
 
       const icmpParts: string[] = [];
       if (family !== undefined) {
@@ -708,6 +728,8 @@ function renderRule(rule: CompiledRule, ctx: RuleContext): string[] {
       if (rule.notProtocol !== undefined) {
         parts.push(`meta l4proto != ${protocolText(rule.notProtocol)}`);
       }
+      // Ports without a protocol: not from the calc (validation requires one), kept
+      // correct all the same (nft lists `th sport A th dport B` as one raw match).
       const needsPortGuard =
         protocol === undefined &&
         [src, dst].some(
