@@ -17,14 +17,14 @@
 // with twill's prefix that has no programmed endpoint gets nothing.
 //
 // Nothing is written before the calc's in-sync: apply() refuses until then.
-import type { DataplaneMessage } from "../calc/messages.js";
+import type { DataplaneMessage, LocalEndpoint } from "../calc/messages.js";
 import { TwillError, isErrorCode } from "../util/errors.js";
 import { applyMessage, emptyDesiredDataplane } from "./desired-state.js";
 import type { DesiredDataplane } from "./desired-state.js";
 import type { Link } from "./link-monitor.js";
 import { NftDriver } from "./nft-driver.js";
 import type { NftApplyResult, NftKernel } from "./nft-driver.js";
-import { nftNames, renderRuleset } from "./render-nft.js";
+import { RenderCache, nftNames, renderRuleset } from "./render-nft.js";
 import type { RenderConfig, RenderedRuleset } from "./render-nft.js";
 import { RouteDriver } from "./route-driver.js";
 import type { RouteApplyResult, RouteTable } from "./route-driver.js";
@@ -83,6 +83,8 @@ export class Dataplane {
   #renderDirty = true;
   #linksDirty = true;
   #rendered: RenderedRuleset | undefined;
+  /** Keeps what unchanged endpoints and policies rendered to, across applies. */
+  readonly #renderCache = new RenderCache();
   /** Interface → local workload endpoint ids using it. */
   readonly #byInterface = new Map<string, Set<string>>();
   #lastStatus = new Map<string, EndpointProgramming>();
@@ -193,7 +195,9 @@ export class Dataplane {
       // A render that throws leaves the flag set: every apply fails the same
       // way (and the agent eventually exits) rather than keep an old ruleset
       // and call the new endpoints programmed.
-      this.#rendered = renderRuleset(this.#renderable(), this.#settings.render);
+      this.#rendered = renderRuleset(this.#renderable(), this.#settings.render, {
+        cache: this.#renderCache,
+      });
       this.#renderDirty = false;
       this.#nft.setDesired(this.#rendered);
     }
@@ -278,13 +282,19 @@ export class Dataplane {
   }
 
   /** The state as the renderer should see it: spoofing prefixes only when allowed. */
+  readonly #stripped = new WeakMap<LocalEndpoint, LocalEndpoint>();
+
   #renderable(): DesiredDataplane {
     if (this.#settings.allowSourceSpoofing) return this.#state;
     let endpoints: DesiredDataplane["endpoints"] | undefined;
     for (const [id, ep] of this.#state.endpoints) {
       if (ep.allowSpoofedSourcePrefixes.length === 0) continue;
       endpoints ??= new Map(this.#state.endpoints);
-      endpoints.set(id, { ...ep, allowSpoofedSourcePrefixes: [] });
+      // One stripped copy per endpoint object, so the render cache sees the
+      // same object until the endpoint itself changes.
+      let stripped = this.#stripped.get(ep);
+      if (!stripped) this.#stripped.set(ep, (stripped = { ...ep, allowSpoofedSourcePrefixes: [] }));
+      endpoints.set(id, stripped);
     }
     return endpoints ? { ...this.#state, endpoints } : this.#state;
   }
