@@ -675,7 +675,8 @@ export class CalcGraph {
     const rec: { order?: number; defaultAction: "Deny" | "Pass" } = {
       defaultAction: t.spec?.defaultAction === "Pass" ? "Pass" : "Deny",
     };
-    if (t.spec?.order !== undefined) rec.order = t.spec.order;
+    if (t.metadata.name === DEFAULT_TIER) rec.order = DEFAULT_TIER_ORDER;
+    else if (t.spec?.order !== undefined) rec.order = t.spec.order;
     this.#tiers.set(t.metadata.name, rec);
     this.#markEndpointsInTier(t.metadata.name);
   }

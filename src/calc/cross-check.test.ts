@@ -79,7 +79,7 @@ describe("calc graph against explain", () => {
     const problems: string[] = [];
     for (let seed = 1; seed <= CLUSTERS; seed++) {
       const r = new Random(seed);
-      const resources = randomCluster(r);
+      const resources = randomCluster(r, { missingTiers: seed % 2 === 0 });
       const flows = randomFlows(r, resources, FLOWS_PER_CLUSTER);
       const references = flows.map((flow) => explain({ resources }, flow as Flow));
       for (const host of GRAPH_HOSTS) {

@@ -239,10 +239,10 @@ describe("explain: tiers apply by order, ties by name", () => {
       flow: tcp(WEB, DB),
       egress: SHOP_OUT,
       ingress: tierEnd("security"),
-      trace: ["tier security (order 1000000, defaultAction Deny, no Tier resource: defaults)"],
+      trace: ["tier security (order none, defaultAction Deny, no Tier resource: defaults)"],
     },
     {
-      name: "a tier without a Tier resource sits at order 1000000, by name after default",
+      name: "a tier without a Tier resource has no order: it comes after the default tier",
       resources: [
         gnp("security.deny", { tier: "security", ...toDb([{ action: "Deny" }]) }),
         gnp("allow-db", toDb(ALLOW)),

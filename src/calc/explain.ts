@@ -36,9 +36,10 @@
 //   service account labels). Fail closed: a Deny rule with one is evaluated
 //   without it (it denies more, never less); an Allow, Log or Pass rule with
 //   one never matches.
-// - A tier that has no Tier resource (the default tier included) behaves as
-//   one created with an empty spec: order 1000000, defaultAction Deny. Its
-//   policies stay in force rather than being ignored.
+// - A tier that has no Tier resource behaves as one created with an empty
+//   spec: no order (after every tier with one), defaultAction Deny; its
+//   policies stay in force rather than being ignored. The default tier
+//   always has order 1000000, with or without a resource.
 // - A policy applies when policyEndpointSelector matches the endpoint's
 //   effective labels and its `types` include the direction. Only normal-mode
 //   policy is evaluated: GlobalNetworkPolicies with preDNAT or doNotTrack
@@ -318,7 +319,7 @@ function buildCluster(state: ClusterState): Cluster {
   for (const t of all<Tier>("Tier")) {
     tiers.set(t.metadata.name, {
       name: t.metadata.name,
-      order: t.spec?.order,
+      order: t.metadata.name === DEFAULT_TIER ? DEFAULT_TIER_ORDER : t.spec?.order,
       defaultAction: t.spec?.defaultAction ?? "Deny",
       exists: true,
     });
@@ -367,7 +368,7 @@ function buildCluster(state: ClusterState): Cluster {
     if (!tiers.has(p.tier)) {
       tiers.set(p.tier, {
         name: p.tier,
-        order: DEFAULT_TIER_ORDER,
+        order: p.tier === DEFAULT_TIER ? DEFAULT_TIER_ORDER : undefined,
         defaultAction: "Deny",
         exists: false,
       });

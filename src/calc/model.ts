@@ -34,7 +34,10 @@ export function namespaceProfileName(namespace: string): string {
  * The labels a namespace gives the items in it: its profile's labelsToApply
  * as they are (Calico stores them `pcns.`-prefixed) and its name.
  */
-export function namespaceLabels(namespace: string, profileLabelsToApply: Labels | undefined): Labels {
+export function namespaceLabels(
+  namespace: string,
+  profileLabelsToApply: Labels | undefined,
+): Labels {
   return { ...(profileLabelsToApply ?? {}), [NAMESPACE_LABEL_PREFIX + NAME_LABEL]: namespace };
 }
 

@@ -669,16 +669,13 @@ describe("policy-level checks", () => {
 });
 
 describe("Tier", () => {
-  it("defaults order to 1000000 and defaultAction to Deny", () => {
-    assert.deepEqual(valid(tier(undefined))["spec"], { order: 1_000_000, defaultAction: "Deny" });
+  it("leaves order unset (after every ordered tier) and defaults defaultAction to Deny", () => {
+    assert.deepEqual(valid(tier(undefined))["spec"], { defaultAction: "Deny" });
     assert.deepEqual(valid(tier({ order: 100, defaultAction: "Pass" }))["spec"], {
       order: 100,
       defaultAction: "Pass",
     });
-    assert.deepEqual(valid(tier({}, "default"))["spec"], {
-      order: 1_000_000,
-      defaultAction: "Deny",
-    });
+    assert.deepEqual(valid(tier({}, "default"))["spec"], { defaultAction: "Deny" });
   });
   runInvalid([
     {

@@ -2,8 +2,9 @@
 // a tier in which some policy selected the endpoint but no rule decided ends
 // with its defaultAction: Deny, or Pass to the next tier.
 //
-// Defaults as Calico stores them: order 1,000,000 (where the default tier
-// sits) and defaultAction Deny. The "default" tier's order cannot be changed.
+// A tier without an order comes after every tier that has one (ties by
+// name); the "default" tier always sits at order 1,000,000, which cannot be
+// changed. defaultAction defaults to Deny.
 // Tier names are DNS-1123 labels (no dots): they prefix policy names.
 import { z } from "zod";
 import { kindById } from "../kinds.js";
@@ -11,15 +12,15 @@ import type { KindSchema } from "./common.js";
 import { dnsLabelName, resourceSchema } from "./common.js";
 import { looseCheck, looseObject } from "./rule.js";
 
-/** The order of the default tier, and of any tier that gives none. */
+/** The order of the default tier. */
 export const DEFAULT_TIER_ORDER = 1_000_000;
 
 export const tierSpecSchema = z.strictObject({
   order: z
     .number()
-    .default(DEFAULT_TIER_ORDER)
+    .optional()
     .describe(
-      "When the tier applies relative to others: lower first; ties go by name. Default 1000000.",
+      "When the tier applies relative to others: lower first; ties go by name; none means after every tier with an order. The default tier's is 1000000.",
     ),
   defaultAction: z
     .enum(["Deny", "Pass"])

@@ -226,9 +226,8 @@ function tierDoc(r: Random, name: string): Doc {
 
 export interface ClusterOptions {
   /**
-   * Let policies name tiers that have no Tier resource. Default false: the
-   * graph orders such a tier last, explain gives it order 1000000, and the
-   * two disagree whenever that matters (reported, not yet settled).
+   * Let policies name tiers that have no Tier resource (such a tier has no
+   * order: it comes after every tier with one). Default false.
    */
   missingTiers?: boolean;
 }
