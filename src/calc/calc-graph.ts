@@ -366,7 +366,12 @@ export class CalcGraph {
 
   #onUpdate(u: CalcInput): void {
     if (u.type === "status") {
-      if (u.status === "in-sync" && this.#syncStatus !== "in-sync") this.#inSyncPending = true;
+      if (u.status === "in-sync" && this.#syncStatus !== "in-sync") {
+        this.#inSyncPending = true;
+        // The snapshot is in: file selectors by the buckets' real sizes.
+        this.#policyIndex.replan();
+        this.#ipsetIndex.replan();
+      }
       this.#syncStatus = u.status;
       return;
     }

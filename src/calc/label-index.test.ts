@@ -703,3 +703,32 @@ describe("LabelIndex agrees with brute force", () => {
     assert.deepEqual([...kinds].sort(), all.sort());
   });
 });
+
+describe("LabelIndex.replan", () => {
+  it("re-files selectors by the real bucket sizes without changing matches or firing callbacks", () => {
+    const events: string[] = [];
+    const index = new LabelIndex<string, string>({
+      onMatchStarted: (s, i) => events.push(`+${s}:${i}`),
+      onMatchStopped: (s, i) => events.push(`-${s}:${i}`),
+    });
+    // Selectors first, as in a snapshot in key order: every bucket is empty,
+    // so the plan cannot tell the rare label from the common one.
+    index.updateSelector("web", parseSelector("tier == 'common' && app == 'web'"));
+    for (let n = 0; n < 50; n++) {
+      index.updateItem(`ep${n}`, { tier: "common", app: n === 7 ? "web" : `app${n}` });
+    }
+    const before = [...index.matchingItems("web")];
+    const planBefore = JSON.stringify(index.selectorPlan("web"));
+    events.length = 0;
+    assert.equal(index.replan(), 1);
+    assert.deepEqual(events, []);
+    assert.deepEqual([...index.matchingItems("web")], before);
+    assert.notEqual(JSON.stringify(index.selectorPlan("web")), planBefore);
+    assert.deepEqual(index.selectorPlan("web"), [{ key: "app", values: ["web"] }]);
+    assert.equal(index.replan(), 0);
+    // Later updates still fire exactly as before.
+    index.updateItem("ep8", { tier: "common", app: "web" });
+    index.updateItem("ep7", { tier: "rare", app: "web" });
+    assert.deepEqual(events, ["+web:ep8", "-web:ep7"]);
+  });
+});

@@ -319,6 +319,17 @@ function sameLabels(held: ItemState<string, string>, labels: Labels): boolean {
  * Selector-to-item matches, maintained incrementally. Ids are opaque strings;
  * `S` and `I` let callers brand them.
  */
+function samePlan(a: SelectorPlan, b: SelectorPlan): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  if (a.length !== b.length) return false;
+  return a.every((x, i) => {
+    const y = b[i]!;
+    if (x.key !== y.key) return false;
+    if (x.values === undefined || y.values === undefined) return x.values === y.values;
+    return x.values.length === y.values.length && x.values.every((v, j) => v === y.values![j]);
+  });
+}
+
 export class LabelIndex<S extends string = string, I extends string = string> {
   readonly #callbacks: LabelIndexCallbacks<S, I>;
   readonly #items = new Map<I, ItemState<S, I>>();
@@ -443,6 +454,27 @@ export class LabelIndex<S extends string = string, I extends string = string> {
       started.push(item.id);
     }
     this.#notify(id, started, stopped);
+  }
+
+  /**
+   * Re-files every selector under the plan the current bucket sizes give.
+   * A plan chosen while the index was filling (during a snapshot, selectors
+   * often arrive before most items) can be far from the cheapest; replanning
+   * changes which candidates later updates consider, never the matches, so
+   * it fires no callback. Returns how many selectors moved.
+   */
+  replan(): number {
+    this.#checkNotNotifying("replan", "");
+    let moved = 0;
+    for (const sel of this.#selectors.values()) {
+      const plan = planFor(sel.selector, this.#sizes);
+      if (samePlan(plan, sel.plan)) continue;
+      this.#fileSelector(sel, false);
+      sel.plan = plan;
+      this.#fileSelector(sel, true);
+      moved++;
+    }
+    return moved;
   }
 
   /** Removes the selector, reporting every match it had as stopped. No-op if unknown. */
