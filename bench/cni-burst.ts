@@ -122,7 +122,8 @@ export async function run(ctx: BenchContext): Promise<BenchFigures> {
       const seconds = (performance.now() - start) / 1000;
       const failed = adds.filter((a) => a.exitCode !== 0);
       if (failed.length > 0) {
-        throw new Error(`${failed.length} ADDs failed, e.g. ${failed[0]?.stdout ?? ""}`);
+        const e = failed[0];
+        throw new Error(`${failed.length} ADDs failed, e.g. ${e?.stdout ?? ""} ${e?.stderr ?? ""}`);
       }
       const ips = adds.map((a) => JSON.stringify(a.json?.["ips"]));
       if (new Set(ips).size !== ADDS) throw new Error("an address was handed out twice");
@@ -135,7 +136,10 @@ export async function run(ctx: BenchContext): Promise<BenchFigures> {
       const delSeconds = (performance.now() - delStart) / 1000;
       const delFailed = dels.filter((d) => d.exitCode !== 0);
       if (delFailed.length > 0) {
-        throw new Error(`${delFailed.length} DELs failed, e.g. ${delFailed[0]?.stdout ?? ""}`);
+        const e = delFailed[0];
+        throw new Error(
+          `${delFailed.length} DELs failed, e.g. ${e?.stdout ?? ""} ${e?.stderr ?? ""}`,
+        );
       }
       await mapLimit(netnses, 16, (n) => lab.deleteNamespace(n));
       ctx.log(

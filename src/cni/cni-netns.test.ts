@@ -113,12 +113,10 @@ describe("CNI plugin in real network namespaces", { skip, concurrency: false }, 
   });
 
   after(async () => {
-    const leftover = lab ? await lab.namespaces() : [];
     await lab?.close();
     await backend?.close();
     await etcd?.stop();
     if (lab) assert.deepEqual(await lab.namespaces(), [], "every namespace of the lab is gone");
-    void leftover;
   });
 
   it("ADD → CHECK → DEL, dual stack: kernel state, reachability, endpoint, IPAM", async () => {

@@ -9,8 +9,8 @@
 //
 // Speed. Each process costs a few milliseconds, so the steps of one side go
 // to one `ip -batch -` (or one `sh` that writes the sysctls and then execs
-// it). Names that `ip -batch` could misread (quotes, '#', '\') fall back to
-// one `ip` per command.
+// it). Names that `ip -batch` could misread (quotes, '#', '\') are refused;
+// they cannot name a WorkloadEndpoint anyway.
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { readFile, stat, writeFile } from "node:fs/promises";
@@ -337,7 +337,17 @@ export class Iproute2 implements Netlink {
     what: string,
     sysctls: readonly (readonly [string, string])[] = [],
   ): Promise<string> {
-    if (sysctls.length > 0 && netns !== undefined) {
+    const odd = commands.flat().find((arg) => !batchSafe(arg));
+    if (odd !== undefined) {
+      throw new TwillError("Invalid", `${what}: "${odd}" cannot be passed to ip -batch`);
+    }
+    const input = commands.map((c) => c.join(" ")).join("\n") + "\n";
+    let args: string[];
+    if (netns === undefined) {
+      args = [this.#ip, "-j", "-batch", "-"];
+    } else if (sysctls.length === 0) {
+      args = [this.#nsenter, `--net=${netns}`, this.#ip, "-j", "-batch", "-"];
+    } else {
       // One shell in the namespace writes the sysctls, then becomes `ip`.
       const script = [
         "set -e",
@@ -345,49 +355,11 @@ export class Iproute2 implements Netlink {
         'exec "$1" -j -batch -',
       ].join("\n");
       const flat = sysctls.flatMap(([p, v]) => [p, v]);
-      if (commands.flat().every(batchSafe)) {
-        const res = await this.#spawn(
-          this.#nsenter,
-          [`--net=${netns}`, "sh", "-c", script, "sh", this.#ip, ...flat],
-          commands.map((c) => c.join(" ")).join("\n") + "\n",
-        );
-        if (res.code !== 0) throw this.#failed(what, ["-batch", ...commands.flat()], res);
-        return res.stdout;
-      }
-      const res = await this.#spawn(this.#nsenter, [
-        `--net=${netns}`,
-        "sh",
-        "-c",
-        script.replace('exec "$1" -j -batch -', "true"),
-        "sh",
-        this.#ip,
-        ...flat,
-      ]);
-      if (res.code !== 0) throw this.#failed(what, ["sysctl"], res);
+      args = [this.#nsenter, `--net=${netns}`, "sh", "-c", script, "sh", this.#ip, ...flat];
     }
-    if (commands.flat().every(batchSafe)) {
-      const input = commands.map((c) => c.join(" ")).join("\n") + "\n";
-      const res =
-        netns === undefined
-          ? await this.#spawn(this.#ip, ["-j", "-batch", "-"], input)
-          : await this.#spawn(
-              this.#nsenter,
-              [`--net=${netns}`, this.#ip, "-j", "-batch", "-"],
-              input,
-            );
-      if (res.code !== 0) throw this.#failed(what, ["-batch", ...commands.flat()], res);
-      return res.stdout;
-    }
-    let stdout = "";
-    for (const args of commands) {
-      const res =
-        netns === undefined
-          ? await this.#run(this.#ip, ["-j", ...args])
-          : await this.#runIn(netns, ["-j", ...args]);
-      if (res.code !== 0) throw this.#failed(what, args, res);
-      stdout += res.stdout;
-    }
-    return stdout;
+    const res = await this.#spawn(args[0] as string, args.slice(1), input);
+    if (res.code !== 0) throw this.#failed(what, ["-batch", ...commands.flat()], res);
+    return res.stdout;
   }
 
   #run(cmd: string, args: string[]): Promise<RunResult> {
