@@ -478,15 +478,17 @@ export class CalcGraph {
       nets: canonicalNets(spec.ipNetworks),
       ports: namedPortsOf(spec.ports),
       local: spec.node === this.#hostname,
-      resource: wep,
     };
+    // Only local endpoints keep their resource (for the LocalEndpoint
+    // message): a remote one is reduced to what selectors and sets need.
+    if (item.local) item.resource = wep;
     if (spec.serviceAccountName !== undefined) item.serviceAccount = spec.serviceAccountName;
     return item;
   }
 
   #hostItem(hep: HostEndpoint): Item {
     const spec = hep.spec;
-    return {
+    const item: Item = {
       id: itemIdOf("HostEndpoint", hep.metadata.name)!,
       kind: "host",
       ownLabels: hep.metadata.labels ?? {},
@@ -494,8 +496,9 @@ export class CalcGraph {
       nets: canonicalNets(spec.expectedIPs),
       ports: namedPortsOf(spec.ports),
       local: spec.node === this.#hostname,
-      resource: hep,
     };
+    if (item.local) item.resource = hep;
+    return item;
   }
 
   #labelsOf(item: Item): Record<string, string> {
