@@ -75,6 +75,7 @@ import {
 import type { Labels } from "../src/calc/model.js";
 import type { Selector } from "../src/selector/index.js";
 import { parseSelector } from "../src/selector/index.js";
+import { prng } from "../src/util/prng.js";
 
 interface Scale {
   endpoints: number;
@@ -106,18 +107,6 @@ const ENVS = ["prod", "dev", "staging"];
 const TEAMS = 50;
 const EXTERNAL_SETS = 20;
 const V3 = "projectcalico.org/v3";
-
-/** mulberry32: small, fast, deterministic. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export class Gen {
   readonly rand: () => number;

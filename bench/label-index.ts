@@ -48,6 +48,7 @@ import type { LabelIndexCallbacks } from "../src/calc/label-index.js";
 import { LabelIndex } from "../src/calc/label-index.js";
 import type { Selector } from "../src/selector/index.js";
 import { parseSelector } from "../src/selector/index.js";
+import { prng } from "../src/util/prng.js";
 
 type Labels = Readonly<Record<string, string>>;
 
@@ -71,18 +72,6 @@ const ROLES = ["web", "db", "cache", "worker", "api"];
 const TIERS = ["frontend", "backend", "edge", "internal"];
 const VERSIONS = ["v1", "v2", "v3", "v2-canary"];
 const TEAMS = 50;
-
-/** mulberry32: small, fast, deterministic. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Gen {
   readonly rand: () => number;

@@ -42,6 +42,7 @@
 import type { BenchContext, BenchFigures } from "./run.js";
 import type { Selector } from "../src/selector/index.js";
 import { parseSelector } from "../src/selector/index.js";
+import { prng } from "../src/util/prng.js";
 
 const RUNS = 7;
 const RUN_MS = 250;
@@ -191,18 +192,6 @@ const CASES: Case[] = [
 ];
 
 // ---- label sets -------------------------------------------------------------
-
-/** mulberry32: small, fast, deterministic. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const APPS = [
   "web",

@@ -12,6 +12,7 @@ import { parseSelector } from "../selector/index.js";
 import { TwillError } from "../util/errors.js";
 import type { BucketSizes, SelectorPlan } from "./label-index.js";
 import { LabelIndex, planFor } from "./label-index.js";
+import { prng } from "../util/prng.js";
 
 type Labels = Record<string, string>;
 
@@ -452,18 +453,6 @@ describe("planFor", () => {
 });
 
 // ---- property: agreement with brute force ---------------------------------------
-
-/** mulberry32: small, fast, deterministic. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Small alphabets, so selectors and items meet often; Object.prototype names
 // included because a plain-object label lookup can find them.

@@ -14,6 +14,7 @@ import {
   selectorUsesGlobal,
   walkSelector,
 } from "./index.js";
+import { prng } from "../util/prng.js";
 
 describe("selectorUsesGlobal", () => {
   const cases: [string, boolean][] = [
@@ -72,18 +73,6 @@ describe("compareCodePoints", () => {
 });
 
 // ---- randomised agreement check ------------------------------------------
-
-/** Small deterministic PRNG (mulberry32) so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const KEYS = ["a", "b", "in", "has", "x.io/y"];
 const VALUES = ["", "v", "vw", "wv", "'", '"'];

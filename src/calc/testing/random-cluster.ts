@@ -7,18 +7,8 @@
 import type { Resource } from "../../api/resource.js";
 import type { FlowSpec, FlowEndSpec } from "./flows.js";
 import { resourceKey, stored } from "./resources.js";
-
-/** mulberry32: small, fast, deterministic. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from "../../util/prng.js";
+export { prng };
 
 type Doc = Record<string, unknown>;
 
