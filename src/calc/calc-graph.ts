@@ -287,15 +287,19 @@ export class CalcGraph {
   #inSyncPending = false;
   readonly #dirtyIpsets = new Set<string>();
   /**
-   * Per dirty set, the members whose presence may have changed since the
-   * last flush, so a flush diffs only those against what was sent (not the
-   * whole set); null when the set was created or dropped (diff it whole).
+   * Per set, each member whose count went to or from zero since the last
+   * flush, with whether it was present at that flush. After a flush the
+   * dataplane holds exactly the members present then, so this is all a
+   * flush needs to send deltas: no copy of what was sent is kept.
    */
-  readonly #touchedMembers = new Map<string, Set<string> | null>();
+  readonly #touchedMembers = new Map<string, Map<string, boolean>>();
+  /** Sets the dataplane has been sent (and not told to remove). */
+  readonly #sentIpsetIds = new Set<string>();
+  /** Sent sets dropped since the last flush: their members at that flush. */
+  readonly #retiredIpsets = new Map<string, string[]>();
   readonly #dirtyPolicies = new Set<string>();
   readonly #dirtyProfiles = new Set<string>();
   readonly #dirtyEndpoints = new Set<string>();
-  readonly #sentIpsets = new Map<string, Set<string>>();
   readonly #sentPolicies = new Map<string, string>();
   readonly #sentProfiles = new Map<string, string>();
   readonly #sentEndpoints = new Map<string, string>();
@@ -945,7 +949,11 @@ export class CalcGraph {
     rec = { info, selector, refs: 1, members: new Map() };
     this.#ipsets.set(id, rec);
     this.#dirtyIpsets.add(id);
-    this.#touchedMembers.set(id, null);
+    // Dropped and made again before a flush: the dataplane still holds the
+    // old members, so the next flush sends a delta against them.
+    const retired = this.#retiredIpsets.get(id);
+    this.#retiredIpsets.delete(id);
+    this.#touchedMembers.set(id, new Map((retired ?? []).map((m) => [m, true])));
     this.#ipsetIndex.updateSelector(id, selector); // fires match-started per item → members
     return id;
   }
@@ -957,7 +965,10 @@ export class CalcGraph {
       if (--rec.refs > 0) continue;
       this.#ipsets.delete(id);
       this.#dirtyIpsets.add(id);
-      this.#touchedMembers.set(id, null);
+      if (this.#sentIpsetIds.has(id)) {
+        this.#retiredIpsets.set(id, this.#membersAtLastFlush(id, rec));
+      }
+      this.#touchedMembers.delete(id);
       this.#itemUpdateInProgress = true;
       try {
         this.#ipsetIndex.deleteSelector(id);
@@ -971,6 +982,15 @@ export class CalcGraph {
     if (this.#itemUpdateInProgress) return;
     const item = this.#items.get(itemId);
     if (item) this.#contribute(setId, item, delta);
+  }
+
+  /** The members a set had at the last flush: now, with touched members as they were. */
+  #membersAtLastFlush(id: string, rec: IPSetRecord): string[] {
+    const touched = this.#touchedMembers.get(id);
+    const out: string[] = [];
+    for (const m of rec.members.keys()) if (!touched?.has(m)) out.push(m);
+    for (const [m, was] of touched ?? []) if (was) out.push(m);
+    return out;
   }
 
   /** Adds (or removes) the members an item gives a set. */
@@ -988,13 +1008,18 @@ export class CalcGraph {
       members.push(...item.nets);
     }
     if (members.length === 0) return;
-    let touched = this.#touchedMembers.get(setId);
-    if (touched === undefined) this.#touchedMembers.set(setId, (touched = new Set()));
+    // A set not yet sent goes out whole: no need to track its members.
+    let touched: Map<string, boolean> | undefined;
+    if (this.#sentIpsetIds.has(setId)) {
+      touched = this.#touchedMembers.get(setId);
+      if (touched === undefined) this.#touchedMembers.set(setId, (touched = new Map()));
+    }
     for (const m of members) {
-      const n = (rec.members.get(m) ?? 0) + delta;
+      const before = rec.members.get(m) ?? 0;
+      const n = before + delta;
       if (n > 0) rec.members.set(m, n);
       else rec.members.delete(m);
-      if (touched !== null && (n === 0 || (n === 1 && delta === 1))) touched.add(m);
+      if (touched && (before === 0) !== (n === 0) && !touched.has(m)) touched.set(m, before > 0);
     }
     this.#dirtyIpsets.add(setId);
   }
@@ -1101,34 +1126,36 @@ export class CalcGraph {
     // IP sets.
     for (const id of [...this.#dirtyIpsets].sort()) {
       const rec = this.#ipsets.get(id);
-      const sent = this.#sentIpsets.get(id);
+      const sent = this.#sentIpsetIds.has(id);
       if (!rec) {
         if (sent) {
           ipsetRemoves.push({ type: "ipset-remove", id });
-          this.#sentIpsets.delete(id);
+          this.#sentIpsetIds.delete(id);
         }
         continue;
       }
       if (!sent) {
         const members = [...rec.members.keys()].sort();
         updates.push({ type: "ipset-update", ipset: rec.info, members });
-        this.#sentIpsets.set(id, new Set(members));
+        this.#sentIpsetIds.add(id);
         continue;
       }
-      const touched = this.#touchedMembers.get(id);
-      const candidates = touched ? [...touched] : [...rec.members.keys(), ...sent];
-      const added = [...new Set(candidates.filter((m) => rec.members.has(m) && !sent.has(m)))];
-      const removed = [...new Set(candidates.filter((m) => !rec.members.has(m) && sent.has(m)))];
+      const added: string[] = [];
+      const removed: string[] = [];
+      for (const [m, was] of this.#touchedMembers.get(id) ?? []) {
+        const now = rec.members.has(m);
+        if (now && !was) added.push(m);
+        else if (!now && was) removed.push(m);
+      }
       added.sort();
       removed.sort();
       if (added.length || removed.length) {
         updates.push({ type: "ipset-delta", id, added, removed });
-        for (const m of added) sent.add(m);
-        for (const m of removed) sent.delete(m);
       }
     }
     this.#dirtyIpsets.clear();
     this.#touchedMembers.clear();
+    this.#retiredIpsets.clear();
 
     // Policies, then profiles.
     const flushCompiled = <T extends { id: string }>(
