@@ -75,7 +75,7 @@ import {
 import type { Labels } from "../src/calc/model.js";
 import type { Selector } from "../src/selector/index.js";
 import { parseSelector } from "../src/selector/index.js";
-import { prng } from "../src/util/prng.js";
+import { Gen } from "../src/util/prng.js";
 
 interface Scale {
   endpoints: number;
@@ -108,23 +108,7 @@ const TEAMS = 50;
 const EXTERNAL_SETS = 20;
 const V3 = "projectcalico.org/v3";
 
-export class Gen {
-  readonly rand: () => number;
-  constructor(seed: number) {
-    this.rand = prng(seed);
-  }
-  int(n: number): number {
-    return Math.floor(this.rand() * n);
-  }
-  pick<T>(xs: readonly T[]): T {
-    return xs[this.int(xs.length)]!;
-  }
-  hex(n: number): string {
-    let s = "";
-    for (let i = 0; i < n; i++) s += this.int(16).toString(16);
-    return s;
-  }
-}
+export { Gen };
 
 // ---- the cluster ----------------------------------------------------------------
 

@@ -48,7 +48,7 @@ import type { LabelIndexCallbacks } from "../src/calc/label-index.js";
 import { LabelIndex } from "../src/calc/label-index.js";
 import type { Selector } from "../src/selector/index.js";
 import { parseSelector } from "../src/selector/index.js";
-import { prng } from "../src/util/prng.js";
+import { Gen } from "../src/util/prng.js";
 
 type Labels = Readonly<Record<string, string>>;
 
@@ -72,24 +72,6 @@ const ROLES = ["web", "db", "cache", "worker", "api"];
 const TIERS = ["frontend", "backend", "edge", "internal"];
 const VERSIONS = ["v1", "v2", "v3", "v2-canary"];
 const TEAMS = 50;
-
-class Gen {
-  readonly rand: () => number;
-  constructor(seed: number) {
-    this.rand = prng(seed);
-  }
-  int(n: number): number {
-    return Math.floor(this.rand() * n);
-  }
-  pick<T>(xs: readonly T[]): T {
-    return xs[this.int(xs.length)]!;
-  }
-  hex(n: number): string {
-    let s = "";
-    for (let i = 0; i < n; i++) s += this.int(16).toString(16);
-    return s;
-  }
-}
 
 const ALL_APPS = [...APPS, ...APPS_MORE];
 

@@ -13,3 +13,22 @@ export function prng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** Convenience draws over a seeded generator, for generators of test and benchmark data. */
+export class Gen {
+  readonly rand: () => number;
+  constructor(seed: number) {
+    this.rand = prng(seed);
+  }
+  int(n: number): number {
+    return Math.floor(this.rand() * n);
+  }
+  pick<T>(xs: readonly T[]): T {
+    return xs[this.int(xs.length)]!;
+  }
+  hex(n: number): string {
+    let s = "";
+    for (let i = 0; i < n; i++) s += this.int(16).toString(16);
+    return s;
+  }
+}
