@@ -16,6 +16,10 @@ declare -A NEED=(
   [etcdctl]=etcd-client
   [ip]=iproute2
   [nft]=nftables
+  [bird]=bird2
+  [iperf3]=iperf3
+  [traceroute]=traceroute
+  [vtysh]=frr
 )
 missing=()
 for cmd in "${!NEED[@]}"; do
