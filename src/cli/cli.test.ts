@@ -270,8 +270,10 @@ describe("twill get", () => {
     assert.equal(json.spec.blockSize, 26);
     assert.equal(
       (await run(["get", "tiers", "-o", "name"])).out,
-      "tier.projectcalico.org/security\n",
+      "tier.projectcalico.org/default\ntier.projectcalico.org/security\n",
+      "the implicit default tier is listed though never stored",
     );
+    assert.match((await run(["get", "tier", "default"])).out, /^default\s+1000000\s/m);
   });
 
   test("a missing name is exit 3 with kubectl's message; the found ones are still printed", async () => {

@@ -223,7 +223,7 @@ function start(backend: ScriptedBackend, options: Partial<SyncerOptions> = {}): 
   const syncer = startSyncer(store, rec.onUpdates, {
     signal: abort.signal,
     sleep: sleeper.sleep,
-    retry: { initialDelayMs: 100, maxDelayMs: 1000 },
+    retry: { initialDelayMs: 100, maxDelayMs: 1000, jitter: () => 0 },
     ...options,
   });
   return { backend, store, rec, sleeper, abort, syncer };
@@ -310,6 +310,19 @@ describe("syncer: snapshot", () => {
       [`put GlobalNetworkPolicy/a@${rv(a)}`, "status in-sync"],
     ]);
     assert.equal(h.syncer.stats().listRetries, 4);
+    await stop(h);
+  });
+
+  it("spreads retries with jitter: each delay between half and all of the doubling ceiling", async () => {
+    const backend = new ScriptedBackend();
+    await new ResourceStore(backend).create(gnp("a"));
+    backend.failNext(4);
+    const draws = [0.999, 0, 0.5, 0.25];
+    const h = start(backend, {
+      retry: { initialDelayMs: 100, maxDelayMs: 1000, jitter: () => draws.shift() ?? 0 },
+    });
+    await h.rec.untilInSync();
+    assert.deepEqual(h.sleeper.delays, [50, 200, 300, 700]);
     await stop(h);
   });
 });

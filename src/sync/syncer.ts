@@ -70,6 +70,12 @@ export interface SyncerOptions {
     maxDelayMs?: number;
     /** Give up after this many consecutive failures (default: never). */
     maxAttempts?: number;
+    /**
+     * A number in [0, 1) drawn per retry (default Math.random): the delay is
+     * cut by up to half of it, so many agents that lost the same etcd do not
+     * all come back in the same instant.
+     */
+    jitter?: () => number;
   };
   /** Wait `ms`, or less if `signal` aborts (default: a timer). Never rejects. */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
@@ -129,6 +135,7 @@ class ResourceSyncer {
   readonly #wanted: ReadonlySet<string>;
   readonly #initialDelayMs: number;
   readonly #maxDelayMs: number;
+  readonly #jitter: () => number;
   readonly #maxAttempts: number;
   readonly #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   readonly #logger: SyncLogger | undefined;
@@ -158,6 +165,7 @@ class ResourceSyncer {
     this.#initialDelayMs = options.retry?.initialDelayMs ?? DEFAULT_INITIAL_DELAY_MS;
     this.#maxDelayMs = options.retry?.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
     this.#maxAttempts = options.retry?.maxAttempts ?? Infinity;
+    this.#jitter = options.retry?.jitter ?? Math.random;
     this.#sleep = options.sleep ?? sleep;
     this.#logger = options.logger;
     const signal = options.signal;
@@ -381,10 +389,11 @@ class ResourceSyncer {
         err === undefined ? undefined : { cause: err },
       );
     }
-    const delayMs = Math.min(
+    const ceilingMs = Math.min(
       this.#maxDelayMs,
       this.#initialDelayMs * 2 ** Math.min(this.#failures - 1, 52),
     );
+    const delayMs = Math.round(ceilingMs * (1 - 0.5 * this.#jitter()));
     this.#logger?.warn(`${what} failed: retrying`, {
       ...fields,
       attempt: this.#failures,

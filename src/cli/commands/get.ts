@@ -8,7 +8,8 @@ import type { CommandContext } from "../context.js";
 import { kindsHelp, resolveKind } from "../kind-arg.js";
 import { printResources } from "../print-resources.js";
 import type { OutputFormat } from "../print-resources.js";
-import { TwillError } from "../../util/errors.js";
+import { TwillError, isErrorCode } from "../../util/errors.js";
+import { DEFAULT_TIER_ORDER } from "../../api/schemas/tier.js";
 import { namespaceOption } from "./shared.js";
 
 interface GetOptions {
@@ -40,12 +41,19 @@ async function run(
     const list = await store.list(kind, namespace === undefined ? {} : { namespace });
     items = list.items;
     revision = String(list.revision);
+    if (kind.id === "Tier" && !items.some((t) => t.metadata.name === "default")) {
+      items = [implicitDefaultTier(), ...items];
+    }
   } else {
     for (const name of names) {
       try {
         items.push(await store.get(kind, name, namespace === undefined ? {} : { namespace }));
       } catch (err) {
         const e = rewordStoreError(err, kind, name, namespace);
+        if (kind.id === "Tier" && name === "default" && isErrorCode(e, "NotFound")) {
+          items.push(implicitDefaultTier());
+          continue;
+        }
         if (!(e instanceof TwillError) || e.code !== "NotFound") throw e;
         ctx.output.err(formatError(e));
         ctx.fail(exitCodeFor(e));
@@ -70,6 +78,21 @@ async function run(
       revision === undefined ? printOptions : { ...printOptions, revision },
     ),
   );
+}
+
+/**
+ * The "default" tier exists whether or not it was ever stored (policies with
+ * no tier belong to it, at its fixed order), so `get tiers` shows it as
+ * Calico does. It has no resourceVersion: it is not in the datastore until
+ * someone applies it.
+ */
+function implicitDefaultTier(): Resource {
+  return {
+    apiVersion: "projectcalico.org/v3",
+    kind: "Tier",
+    metadata: { name: "default" },
+    spec: { order: DEFAULT_TIER_ORDER, defaultAction: "Deny" },
+  } as Resource;
 }
 
 export function registerGet(program: Command, ctx: CommandContext): void {
