@@ -1,92 +1,35 @@
 // cni-burst: 100 CNI ADDs started together on one host, as a node starting
 // 100 pods at once sees them: the built plugin run as a runtime runs it, in
-// a host network namespace, against a real etcd, each ADD its own process.
+// a host network namespace with twill-agent running, against a real etcd,
+// each ADD its own process, the policy wait on: when the burst is done,
+// every workload has its addresses and its policy programmed.
 //
 // Baseline, in the same run: the floor of the kernel work alone. A shell
 // script in the same host namespace does, for 100 workloads at once, what
-// the plugin does to the kernel (veth pair with the peer in the workload
-// namespace, addresses, the workload's two routes, the host route) with
-// plain `ip` commands: no Node.js, no datastore, no IPAM.
+// the plugin does to the kernel (bench/cni-node.ts): no Node.js, no
+// datastore, no IPAM, no policy.
 //
 // Figures: total_s (the burst's wall time; target <= 10), baseline_s,
 // ratio_vs_bare = total_s / baseline_s, the ADDs' median and p99 latency,
-// del_total_s (100 DELs at once). Medians over `rounds` rounds. The policy
-// wait is off (policy_wait: false) until the agent exists to answer it.
-import { startEtcd } from "../src/datastore/etcd-server.js";
-import { ResourceStore } from "../src/datastore/resource-store.js";
-import { EtcdHttpBackend } from "../src/cni/etcd-http-backend.js";
-import { mapLimit, netnsUnavailableReason, startNetnsLab } from "../src/cni/testing/netns-lab.js";
+// del_total_s (100 DELs at once). Medians over `rounds` rounds.
+import { mapLimit } from "../src/cni/testing/netns-lab.js";
 import type { PluginCall } from "../src/cni/testing/netns-lab.js";
 import type { BenchContext, BenchFigures } from "./run.js";
+import {
+  bareAddScript,
+  bareCleanupScript,
+  median,
+  percentile,
+  startBenchNode,
+} from "./cni-node.js";
 
 const ADDS = 100;
 const ROUNDS = Number(process.env["CNI_BURST_ROUNDS"] ?? 3);
 
-function median(values: readonly number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.floor((s.length - 1) / 2)] as number;
-}
-
-function percentile(values: readonly number[], p: number): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] as number;
-}
-
-/** One workload's kernel work, as the plugin does it, in plain `ip` (run inside the host). */
-function bareScript(netnses: readonly string[], round: number): string {
-  const lines = ["set -e"];
-  netnses.forEach((ns, i) => {
-    const host = `twb${round}x${i}`;
-    const ip = `10.99.${Math.floor(i / 250)}.${(i % 250) + 1}`;
-    lines.push(
-      "(",
-      `  ip link add ${host} address ee:ee:ee:ee:ee:ee type veth peer name eth0 netns ${ns}`,
-      `  echo 1 > /proc/sys/net/ipv4/conf/${host}/proxy_arp`,
-      `  echo 0 > /proc/sys/net/ipv4/neigh/${host}/proxy_delay`,
-      `  ip link set ${host} up`,
-      `  ip route add ${ip}/32 dev ${host} scope link proto 116`,
-      `  nsenter --net=${ns} ip -batch - <<EOF`,
-      "link set eth0 up",
-      `addr add ${ip}/32 dev eth0`,
-      "route add 169.254.1.1 dev eth0 scope link",
-      "route add default via 169.254.1.1 dev eth0",
-      "EOF",
-      ") &",
-    );
-  });
-  lines.push("wait");
-  return lines.join("\n");
-}
-
 export async function run(ctx: BenchContext): Promise<BenchFigures> {
-  const unavailable = netnsUnavailableReason();
-  if (unavailable) throw new Error(`cni-burst ${unavailable}`);
-  const etcd = await startEtcd();
-  const backend = new EtcdHttpBackend({ endpoints: [etcd.endpoint] });
-  const lab = await startNetnsLab(etcd.endpoint);
+  const node = await startBenchNode({ agent: true, what: "cni-burst" });
+  const { lab, host, config } = node;
   try {
-    const store = new ResourceStore(backend);
-    await store.create({
-      apiVersion: "projectcalico.org/v3",
-      kind: "IPPool",
-      metadata: { name: "bench" },
-      spec: { cidr: "10.80.0.0/16" },
-    });
-    await store.create({
-      apiVersion: "projectcalico.org/v3",
-      kind: "Node",
-      metadata: { name: "bench-host" },
-      spec: {},
-    });
-    const host = await lab.addHost();
-    const config = {
-      cniVersion: "1.1.0",
-      name: "bench",
-      type: "twill",
-      nodename: "bench-host",
-      etcd_endpoints: lab.etcdEndpoint,
-      policy: { waitForProgrammed: false },
-    };
     const totals: number[] = [];
     const baselines: number[] = [];
     const deletes: number[] = [];
@@ -99,14 +42,13 @@ export async function run(ctx: BenchContext): Promise<BenchFigures> {
       );
       // The floor: the same kernel work from a shell script.
       const bareStart = performance.now();
-      const bare = await lab.run(host, "sh", ["-c", bareScript(netnses, round)]);
+      const bare = await lab.run(host, "sh", [
+        "-c",
+        bareAddScript(netnses, `${round}`, { parallel: true }),
+      ]);
       const bareSeconds = (performance.now() - bareStart) / 1000;
       if (bare.code !== 0) throw new Error(`baseline script failed: ${bare.stderr}`);
-      // Clean the baseline away (deleting the host side removes the pair).
-      await lab.run(host, "sh", [
-        "-c",
-        Array.from({ length: ADDS }, (_, i) => `ip link del twb${round}x${i}`).join("\n"),
-      ]);
+      await lab.run(host, "sh", ["-c", bareCleanupScript(ADDS, `${round}`)]);
 
       const env = (command: string, i: number): Record<string, string> => ({
         CNI_COMMAND: command,
@@ -154,7 +96,7 @@ export async function run(ctx: BenchContext): Promise<BenchFigures> {
     return {
       adds: ADDS,
       rounds: ROUNDS,
-      policy_wait: false,
+      policy_wait: true,
       total_s: Number(total.toFixed(2)),
       baseline_s: Number(baseline.toFixed(2)),
       ratio_vs_bare: Number((total / baseline).toFixed(1)),
@@ -163,8 +105,6 @@ export async function run(ctx: BenchContext): Promise<BenchFigures> {
       del_total_s: Number(median(deletes).toFixed(2)),
     };
   } finally {
-    await lab.close();
-    await backend.close();
-    await etcd.stop();
+    await node.close();
   }
 }

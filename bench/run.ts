@@ -33,6 +33,11 @@ interface BenchEntry {
 }
 
 const BENCHMARKS: Record<string, BenchEntry> = {
+  "cni-add": {
+    description:
+      "200 CNI ADDs one after another with the agent running and the policy wait on vs the same kernel work from a shell script (median_ms, p99_ms)",
+    load: () => import("./cni-add.js"),
+  },
   "cni-burst": {
     description:
       "100 CNI ADDs started together on one host vs the same kernel work from a shell script (total_s, ratio_vs_bare)",
@@ -57,6 +62,11 @@ const BENCHMARKS: Record<string, BenchEntry> = {
     description:
       "calc graph at 250k endpoints / 10k policies vs a naive baseline (full_sync_s, rss_mb, updates_per_s, baseline_full_sync_s)",
     load: () => import("./calc.js"),
+  },
+  dataplane: {
+    description:
+      "2,000 endpoints / 10,000 rules / 50,000 set members into a netns through the real drivers vs plain nft -f (first_apply_s, endpoint_add_ms)",
+    load: () => import("./dataplane.js"),
   },
 };
 

@@ -19,6 +19,7 @@ declare -A NEED=(
   [bird]=bird2
   [iperf3]=iperf3
   [traceroute]=traceroute
+  [ping]=iputils-ping
   [vtysh]=frr
 )
 missing=()

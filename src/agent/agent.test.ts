@@ -45,7 +45,13 @@ function harness(flags: Partial<Record<ConfigName, string>> = {}) {
   const run = () =>
     runAgent(
       {
-        flags: { nodeName: "host-1", healthPort: "0", minApplyInterval: "5ms", ...flags },
+        flags: {
+          nodeName: "host-1",
+          healthPort: "0",
+          minApplyInterval: "5ms",
+          bgpEnabled: "false",
+          ...flags,
+        },
         signal: stop.signal,
         onStarted: (info) => started(info),
       },
@@ -105,7 +111,7 @@ const REMOTE = workload({ namespace: "ns", pod: "r", node: "host-2", ips: ["10.6
 
 describe("twill agent (fake kernel, memory datastore)", () => {
   it("registers its Node, programs nothing before the snapshot, then everything once in sync", async () => {
-    const h = harness({ ip: "192.0.2.1/24", asNumber: "64512" });
+    const h = harness({ nodeIPv4: "192.0.2.1/24", asNumber: "64512" });
     await h.store.create(namespaceProfile("ns"));
     const a = await h.store.create(A);
     await h.store.create(REMOTE);

@@ -8,6 +8,7 @@
 //       │      Node resource (at start)              nftables · sysctls · routes
 //       └──── endpoint status keys ◄── after each successful apply ─┘
 //   link monitor (ip monitor link) ──► dataplane (a veth that appears later)
+//   syncer batches + IPAM host record ──► BGP runtime ──► BIRD (supervised; bgpEnabled)
 //   HTTP: /livez /readyz /metrics · JSON logs, a summary every reportingInterval
 //
 // Invariants:
@@ -18,13 +19,22 @@
 //   backoff). maxApplyFailures failed policy applies in a row end the agent
 //   with a non-zero exit: never run with policy it cannot program.
 // - Stopping (the signal) leaves the kernel as it is, so a restarted agent
-//   finds it right and changes nothing.
+//   finds it right and changes nothing. BIRD keeps running too (unless
+//   birdStopOnExit): the next agent adopts it, and no route is withdrawn.
 import { hostname as osHostname } from "node:os";
 import type { DestinationStream } from "pino";
 import { kindById } from "../api/kinds.js";
 import type { Resource } from "../api/resource.js";
 import { CalcGraph } from "../calc/calc-graph.js";
 import type { DataplaneMessage } from "../calc/messages.js";
+import { buildBgpModel } from "../bgp/bgp-model.js";
+import { birdPaths } from "../bgp/bgp-inputs.js";
+import type { BirdPaths } from "../bgp/bgp-inputs.js";
+import { BgpRuntime } from "../bgp/bgp-runtime.js";
+import type { BirdRuntime } from "../bgp/bgp-runtime.js";
+import { BirdSupervisor, defaultBirdDir } from "../bgp/bird-supervisor.js";
+import type { BirdSupervisorOptions } from "../bgp/bird-supervisor.js";
+import { renderBird } from "../bgp/render-bird.js";
 import type { DatastoreFlags } from "../datastore/connect.js";
 import type { EndpointStatus } from "../datastore/endpoint-status.js";
 import type { ResourceStore } from "../datastore/resource-store.js";
@@ -68,6 +78,8 @@ export interface AgentDeps {
   logDestination?: DestinationStream;
   /** A monotonic clock in milliseconds (default performance.now). */
   now?: () => number;
+  /** The BIRD supervisor for bgpEnabled (default: BirdSupervisor, the real BIRD). */
+  bird?: (paths: BirdPaths, options: BirdSupervisorOptions) => BirdRuntime;
 }
 
 export interface AgentOptions {
@@ -158,6 +170,7 @@ class Agent {
   #metrics!: AgentMetrics;
   #statusWriter!: EndpointStatusWriter;
   #links!: LinkMonitor;
+  #bgp: BgpRuntime | undefined;
 
   // Sync and apply state.
   #syncStatus: SyncStatus = "waiting";
@@ -255,8 +268,8 @@ class Agent {
     this.#reconfigure(true);
     const node = await registerNode(this.#store, {
       name: this.#config.nodeName,
-      ...(this.#config.ip !== undefined ? { ipv4: this.#config.ip } : {}),
-      ...(this.#config.ip6 !== undefined ? { ipv6: this.#config.ip6 } : {}),
+      ...(this.#config.nodeIPv4 !== undefined ? { ipv4: this.#config.nodeIPv4 } : {}),
+      ...(this.#config.nodeIPv6 !== undefined ? { ipv6: this.#config.nodeIPv6 } : {}),
       ...(this.#config.asNumber !== undefined ? { asNumber: this.#config.asNumber } : {}),
     });
     this.#log.info(
@@ -286,6 +299,7 @@ class Agent {
       syncStats: () => this.#syncer?.stats() ?? { resyncs: 0, watchRestarts: 0, revision: 0 },
       calcStats: () => this.#calc.stats(),
       dataplaneStats: () => this.#dataplane.stats(),
+      ...(this.#config.bgpEnabled ? { bgp: () => this.#bgp } : {}),
     });
 
     // --- HTTP: always on.
@@ -338,6 +352,10 @@ class Agent {
     const links = await this.#links.start(stop);
     cleanups.push(() => links.done);
 
+    // --- BGP: adopt a running BIRD (or clean up after a dead one) now;
+    // nothing is rendered before the first in-sync.
+    if (this.#config.bgpEnabled) await this.#startBgp(cleanups);
+
     // --- Loops: apply, periodic read-backs, summary.
     const applyLoop = this.#applyLoop(stop);
     cleanups.push(() => applyLoop);
@@ -373,6 +391,35 @@ class Agent {
       "agent started; waiting for the datastore snapshot",
     );
     this.#options.onStarted?.({ healthPort: health.port, nodeName: this.#config.nodeName });
+  }
+
+  async #startBgp(cleanups: (() => Promise<void> | void)[]): Promise<void> {
+    const c = this.#config;
+    const paths = birdPaths(c.birdDir ?? defaultBirdDir(c.nodeName));
+    const birdLog = this.#logging.child("bird");
+    const options: BirdSupervisorOptions = { binary: c.birdBinary, logger: birdLog };
+    const bird = this.#deps.bird?.(paths, options) ?? new BirdSupervisor(paths, options);
+    const bgp = new BgpRuntime({
+      nodeName: c.nodeName,
+      backend: this.#store.backend,
+      prefix: this.#store.prefix,
+      bird,
+      render: (inputs) => renderBird(buildBgpModel(inputs), paths),
+      logger: this.#logging.child("bgp"),
+      minIntervalMs: c.minApplyInterval,
+      onError: () => this.#metrics.countError("bgp"),
+      extras: this.#bgpExtras(),
+    });
+    await bgp.start();
+    this.#bgp = bgp;
+    cleanups.push(() => bgp.stop({ stopBird: this.#config.birdStopOnExit }));
+  }
+
+  #bgpExtras(): { workloadRouteProtocol: number; workloadInterfacePrefix: string } {
+    return {
+      workloadRouteProtocol: this.#config.deviceRouteProtocol,
+      workloadInterfacePrefix: this.#config.interfacePrefix,
+    };
   }
 
   async #readFelix(name: string): Promise<FelixSource | undefined> {
@@ -435,6 +482,7 @@ class Agent {
     );
     this.#logging.setSeverity(after.logSeverityScreen);
     this.#dataplane.configure(this.#dataplaneSettings());
+    this.#bgp?.setExtras(this.#bgpExtras());
     if (live.some((n) => n.endsWith("RefreshInterval") || n === "reportingInterval"))
       this.#startTimers();
     this.#requestApply();
@@ -496,6 +544,7 @@ class Agent {
       }
     }
     this.#calc.onUpdates(batch);
+    this.#bgp?.onUpdates(batch);
     for (const e of this.#calc.drainErrors()) {
       this.#metrics.countError("calc");
       this.#logging
@@ -818,6 +867,7 @@ class Agent {
         applyFailures: this.#failuresSinceSummary,
         lastApplyMs: Math.round(this.#lastApplyMs),
         ready: this.#firstApplyDone && this.#lastApplyOk,
+        ...(this.#bgp ? { bird: this.#bgp.stats().state } : {}),
       },
       "summary",
     );

@@ -147,8 +147,21 @@ describe("resolveConfig", () => {
     },
     {
       name: "node addresses and AS number",
-      sources: { flags: { ip: "10.0.0.1/24", ip6: "fd00::1/64", asNumber: "1.10" } },
-      expect: { ip: "10.0.0.1/24", ip6: "fd00::1/64", asNumber: 65546 },
+      sources: { flags: { nodeIPv4: "10.0.0.1/24", nodeIPv6: "fd00::1/64", asNumber: "1.10" } },
+      expect: { nodeIPv4: "10.0.0.1/24", nodeIPv6: "fd00::1/64", asNumber: 65546 },
+    },
+    {
+      name: "BGP settings: on by default, the BIRD directory computed by the agent",
+      sources: {},
+      expect: { bgpEnabled: true, birdDir: undefined, birdBinary: "bird", birdStopOnExit: false },
+    },
+    {
+      name: "BGP settings from flags and the environment",
+      sources: {
+        flags: { bgpEnabled: "false", birdDir: "/tmp/b/n1" },
+        env: { TWILL_BIRD_BINARY: "/usr/sbin/bird" },
+      },
+      expect: { bgpEnabled: false, birdDir: "/tmp/b/n1", birdBinary: "/usr/sbin/bird" },
     },
   ];
   for (const c of cases) {
@@ -182,9 +195,9 @@ describe("resolveConfig", () => {
         /maxApplyFailures from config file \/etc\/twill\/agent.yaml: expected a number, got "five"/,
     },
     {
-      name: "an IPv6 address given for --ip",
-      sources: { flags: { ip: "fd00::1/64" } },
-      message: /ip from flag --ip: "fd00::1\/64" is not an IPv4 address/,
+      name: "an IPv6 address given for --node-ipv4",
+      sources: { flags: { nodeIPv4: "fd00::1/64" } },
+      message: /nodeIPv4 from flag --node-ipv4: "fd00::1\/64" is not an IPv4 address/,
     },
     {
       name: "a bad failsafe port",

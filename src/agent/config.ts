@@ -62,7 +62,8 @@ interface ParamSpec<T> {
   group: ConfigGroup;
 }
 
-export type ConfigGroup = "process" | "datastore" | "node" | "logging" | "health" | "dataplane";
+export type ConfigGroup =
+  "process" | "datastore" | "node" | "bgp" | "logging" | "health" | "dataplane";
 
 function param<T>(spec: ParamSpec<T>): ParamSpec<T> {
   return spec;
@@ -156,19 +157,19 @@ const TABLE = {
     description: "etcd password.",
   }),
   // --- This host's Node resource.
-  ip: param({
+  nodeIPv4: param({
     group: "node",
     type: optional(addressType(4)),
     default: undefined,
     description:
-      "This host's IPv4 address with its subnet (`10.0.0.1/24`), written to its Node (`spec.bgp.ipv4Address` and `spec.addresses`). Kept as stored when not given.",
+      "This host's IPv4 address with its subnet (`10.0.0.1/24`), as Calico's Node `spec.bgp.ipv4Address`: written to its Node (`spec.bgp.ipv4Address` and `spec.addresses`); BIRD's router ID and the source of its IPv4 sessions. Kept as stored when not given.",
   }),
-  ip6: param({
+  nodeIPv6: param({
     group: "node",
     type: optional(addressType(6)),
     default: undefined,
     description:
-      "This host's IPv6 address with its subnet (`fd00::1/64`), written to `spec.bgp.ipv6Address`.",
+      "This host's IPv6 address with its subnet (`fd00::1/64`), written to `spec.bgp.ipv6Address`: the source of its IPv6 sessions. Kept as stored when not given.",
   }),
   asNumber: param({
     group: "node",
@@ -176,6 +177,35 @@ const TABLE = {
     default: undefined,
     description:
       "This host's AS number, written to `spec.bgp.asNumber`; the cluster's when not given.",
+  }),
+  // --- BGP: BIRD, supervised by the agent.
+  bgpEnabled: param({
+    group: "bgp",
+    type: booleanType(),
+    default: true,
+    description:
+      "Run BIRD and configure it from the datastore (the node-to-node mesh, BGPPeers, this host's blocks). Off: routes between hosts are someone else's business.",
+  }),
+  birdDir: param({
+    group: "bgp",
+    type: optional(stringType({ pattern: /^\/[^\0\n]*$/, rule: "an absolute path" })),
+    default: undefined,
+    defaultText: "/var/run/twill/bird/<nodeName>",
+    description:
+      "Directory of this node's BIRD: `bird.conf`, the control socket `bird.ctl`, `bird.pid` and `bird.log`. One per node: several nodes on one machine must not share it.",
+  }),
+  birdBinary: param({
+    group: "bgp",
+    type: stringType(),
+    default: "bird",
+    description: "The BIRD 2 executable (looked up on PATH unless a path).",
+  }),
+  birdStopOnExit: param({
+    group: "bgp",
+    type: booleanType(),
+    default: false,
+    description:
+      "Shut BIRD down when the agent stops. By default BIRD keeps running, so an agent restart withdraws no route; the next agent adopts it.",
   }),
   // --- Logging.
   logSeverityScreen: param({

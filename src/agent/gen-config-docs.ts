@@ -28,6 +28,12 @@ const GROUPS: readonly { group: ConfigGroup; title: string; intro: string }[] = 
       "Written to the Node resource named after nodeName, created or updated at start. Fields not given are kept as stored.",
   },
   {
+    group: "bgp",
+    title: "BGP",
+    intro:
+      "One BIRD 2 per node, started and supervised by the agent, configured from the datastore (docs/bgp.md).",
+  },
+  {
     group: "logging",
     title: "Logging",
     intro: "JSON lines on standard output, one child logger per component.",

@@ -4,7 +4,14 @@
 // scraped, through `sources`, so the hot path only counts applies and errors.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
-export type ErrorKind = "calc" | "apply" | "status" | "datastore" | "config" | "link-monitor";
+export type ErrorKind =
+  "calc" | "apply" | "status" | "datastore" | "config" | "link-monitor" | "bgp";
+
+/** What the scrape reads of the BGP runtime (absent when bgpEnabled is false). */
+export interface BgpMetricSource {
+  stats(): { up: boolean; restarts: number; reloads: number };
+  sessions(): Promise<readonly { bgp?: { state: string } | undefined }[]>;
+}
 
 /** What the scrape reads from the running agent. */
 export interface MetricSources {
@@ -17,6 +24,8 @@ export interface MetricSources {
     ipsets: number;
   };
   dataplaneStats(): { routes: number; pendingRoutes: number; programmedEndpoints: number };
+  /** The BGP runtime, once started (undefined: BGP off or not started yet). */
+  bgp?(): BgpMetricSource | undefined;
 }
 
 export interface AgentMetrics {
@@ -123,6 +132,43 @@ export function createMetrics(
     () => sources.dataplaneStats().programmedEndpoints,
   );
 
+  if (sources.bgp) {
+    const bgp = sources.bgp;
+    gauge("twill_bird_up", "1 when this node's BIRD is running and answers, else 0.", () =>
+      bgp()?.stats().up ? 1 : 0,
+    );
+    mirrored(
+      "twill_bird_restarts_total",
+      "Times BIRD was started again after it died.",
+      () => bgp()?.stats().restarts ?? 0,
+    );
+    mirrored(
+      "twill_bird_reloads_total",
+      "Configuration reloads (`configure`) after the rendered text changed.",
+      () => bgp()?.stats().reloads ?? 0,
+    );
+    new Gauge({
+      name: "twill_bgp_sessions",
+      help: "BGP sessions of this node's BIRD, by state (established, other); read from BIRD's control socket on scrape.",
+      labelNames: ["state"],
+      registers: [registry],
+      async collect() {
+        let established = 0;
+        let other = 0;
+        try {
+          for (const p of (await bgp()?.sessions()) ?? []) {
+            if (p.bgp?.state === "Established") established++;
+            else other++;
+          }
+        } catch {
+          // BIRD is down or busy: report no sessions rather than fail the scrape.
+        }
+        this.set({ state: "established" }, established);
+        this.set({ state: "other" }, other);
+      },
+    });
+  }
+
   const applies = new Counter({
     name: "twill_dataplane_applies_total",
     help: "Dataplane applies, by result (ok, error).",
@@ -137,14 +183,22 @@ export function createMetrics(
   });
   const errors = new Counter({
     name: "twill_errors_total",
-    help: "Errors by where they happened (calc, apply, status, datastore, config, link-monitor).",
+    help: "Errors by where they happened (calc, apply, status, datastore, config, link-monitor, bgp).",
     labelNames: ["kind"],
     registers: [registry],
   });
   // Every label shows up from the start, so rate() works before the first error.
   applies.inc({ result: "ok" }, 0);
   applies.inc({ result: "error" }, 0);
-  for (const k of ["calc", "apply", "status", "datastore", "config", "link-monitor"] as const) {
+  for (const k of [
+    "calc",
+    "apply",
+    "status",
+    "datastore",
+    "config",
+    "link-monitor",
+    "bgp",
+  ] as const) {
     errors.inc({ kind: k }, 0);
   }
 

@@ -2,7 +2,7 @@
 // addresses and BGP identity from its flags. Everything else on the Node
 // (labels, route reflector cluster ID, orchestrator refs, fields an operator
 // set) is kept. A field not given is left as stored, so restarting without
-// --ip does not erase an address. Writes compare the resourceVersion read, so
+// --node-ipv4 does not erase an address. Writes compare the resourceVersion read, so
 // an operator's concurrent `twill label node` is never lost: on a conflict
 // the agent reads again and retries, a bounded number of times.
 import { kindById } from "../api/kinds.js";

@@ -6,6 +6,7 @@ import type { BGPConfiguration } from "../api/schemas/bgp-configuration.js";
 import type { BGPPeer } from "../api/schemas/bgp-peer.js";
 import type { IPPool } from "../api/schemas/ip-pool.js";
 import type { Node } from "../api/schemas/node.js";
+import type { BgpTimers } from "./bgp-model.js";
 
 export interface BgpInputs {
   /** This host's Node name. */
@@ -23,6 +24,20 @@ export interface BgpInputs {
    * ownBlocks but inside a pool are borrowed and announced as /32 (/128).
    */
   localWorkloadAddresses: readonly string[];
+  /**
+   * Values of the secrets BGP passwords refer to (BGPPeer password,
+   * BGPConfiguration nodeMeshPassword): secret name → key → value. A session
+   * whose non-optional secret is missing is rendered disabled.
+   */
+  secrets?: Readonly<Record<string, Readonly<Record<string, string>>>>;
+  /** Route protocol of the agent's workload routes (deviceRouteProtocol); 116 when omitted. */
+  workloadRouteProtocol?: number;
+  /** Workload interface name prefix (interfacePrefix); "tw" when omitted. */
+  workloadInterfacePrefix?: string;
+  /** Prefixes accepted from peers besides the IP pools (and anything inside them). */
+  acceptedPrefixes?: readonly string[];
+  /** Overrides of DEFAULT_BGP_TIMERS (bgp-model.ts), e.g. for a benchmark. */
+  timers?: Partial<BgpTimers>;
 }
 
 /** Where one BIRD instance keeps its files (one directory per node). */

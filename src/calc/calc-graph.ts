@@ -57,13 +57,14 @@ import type {
 } from "./messages.js";
 import {
   DEFAULT_TIER,
-  NAMESPACE_PROFILE_PREFIX,
   compareOrderThenName,
-  effectiveLabels,
+  inheritedLabels,
+  layeredLabels,
   namespaceLabels,
   namespaceProfileName,
   policyEndpointSelector,
   protocolNumberOf,
+  relayeredLabels,
   ruleSideNotSelector,
   ruleSideSelector,
   stableHash,
@@ -94,21 +95,54 @@ interface NamedPort {
   port: number;
 }
 
-/** An endpoint or network set: anything a selector can match. */
-interface Item {
+/** An endpoint or network set as the syncer gave it, before the graph files it. */
+interface ItemInput {
   id: string;
   kind: ItemKind;
   namespace?: string;
-  ownLabels: Labels;
+  ownLabels: Labels | undefined;
   profiles: readonly string[];
   orchestrator?: string;
   serviceAccount?: string;
-  /** Addresses as canonical CIDRs. */
   nets: readonly string[];
   ports: readonly NamedPort[];
   local: boolean;
-  /** For local endpoints: the resource, to build the LocalEndpoint message. */
   resource?: WorkloadEndpoint | HostEndpoint;
+}
+
+/**
+ * Items with the same namespace, orchestrator and profiles: they inherit the
+ * same labels, held once (`inherited`, the prototype of each item's labels;
+ * see layeredLabels). A quarter of a million endpoints fall in a few
+ * thousand groups.
+ */
+interface LabelGroup {
+  readonly key: string;
+  readonly namespace: string | undefined;
+  readonly orchestrator: string | undefined;
+  readonly profiles: readonly string[];
+  /** Replaced, never changed, when a profile's labels change: the label indexes hold the old one. */
+  inherited: Labels;
+  readonly items: Set<string>;
+}
+
+/**
+ * An endpoint or network set: anything a selector can match. Kept small, as
+ * there can be hundreds of thousands: the raw resource is not kept (except
+ * for local endpoints), nor the own labels apart from `labels`.
+ */
+interface Item {
+  readonly id: string;
+  readonly kind: ItemKind;
+  readonly group: LabelGroup;
+  /** Effective labels: own labels over the group's inherited ones (layeredLabels). */
+  labels: Labels;
+  /** Addresses as canonical CIDRs. */
+  readonly nets: readonly string[];
+  readonly ports: readonly NamedPort[];
+  readonly local: boolean;
+  /** For local endpoints: the resource, to build the LocalEndpoint message. */
+  readonly resource?: WorkloadEndpoint | HostEndpoint;
 }
 
 interface PolicyRecord {
@@ -144,16 +178,21 @@ const POLICY_KINDS = new Set<KindId>([
   "NetworkPolicy.networking.k8s.io",
 ]);
 
+/**
+ * An item's id. Built with join, not a template: V8 keeps a template's result
+ * as a tree of concatenations (holding the resource's name string), several
+ * times the size of the flat string join makes, and every item keeps its id.
+ */
 function itemIdOf(kind: KindId, name: string, namespace?: string): string | undefined {
   switch (kind) {
     case "WorkloadEndpoint":
-      return `workload/${namespace ?? "default"}/${name}`;
+      return ["workload", namespace ?? "default", name].join("/");
     case "HostEndpoint":
-      return `host/${name}`;
+      return ["host", name].join("/");
     case "NetworkSet":
-      return `netset/${namespace ?? "default"}/${name}`;
+      return ["netset", namespace ?? "default", name].join("/");
     case "GlobalNetworkSet":
-      return `gnetset/${name}`;
+      return ["gnetset", name].join("/");
     default:
       return undefined;
   }
@@ -163,13 +202,21 @@ function policyIdOf(tier: string, name: string, namespace?: string): string {
   return namespace === undefined ? `${tier}/${name}` : `${tier}/${namespace}/${name}`;
 }
 
+/**
+ * Canonical CIDR texts, in an exactly sized array (one per endpoint: an array
+ * grown by push would carry room for 16 more). A text already canonical is
+ * kept as given, a flat string, rather than rebuilt.
+ */
 function canonicalNets(texts: readonly string[] | undefined): string[] {
+  if (texts === undefined || texts.length === 0) return [];
   const out: string[] = [];
-  for (const t of texts ?? []) {
+  for (const t of texts) {
     const c = parseCIDR(t, { allowBareIP: true });
-    if (c) out.push(formatCIDR(c));
+    if (!c) continue;
+    const canonical = formatCIDR(c);
+    out.push(canonical === t ? t : canonical);
   }
-  return out;
+  return out.slice();
 }
 
 /** The named-port protocol of a protocol given by name or number (6, 17, 132), if it has ports. */
@@ -239,18 +286,10 @@ function checkRuleSelectors(rules: readonly Rule[], namespace: string | undefine
   }
 }
 
-function addToSetMap<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
-  let s = map.get(key);
-  if (!s) map.set(key, (s = new Set()));
-  s.add(value);
-}
-
-function removeFromSetMap<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
-  const s = map.get(key);
-  if (!s) return;
-  s.delete(value);
-  if (s.size === 0) map.delete(key);
-}
+const NO_PORTS: readonly NamedPort[] = Object.freeze([]);
+/** Distinct named-port lists kept for sharing (see #internPorts). */
+const PORT_LISTS_MAX = 4096;
+const EMPTY_LABELS: Labels = Object.freeze(Object.create(null) as Labels);
 
 export class CalcGraph {
   readonly #hostname: string;
@@ -263,9 +302,11 @@ export class CalcGraph {
   /** resource key (kind/ns/name) → policy id, since a policy's id includes its tier. */
   readonly #policyIdByKey = new Map<string, string>();
 
-  // --- Reverse indexes for label inheritance.
-  readonly #itemsByProfile = new Map<string, Set<string>>();
-  readonly #itemsByNamespace = new Map<string, Set<string>>();
+  // --- Label inheritance: items grouped by what they inherit.
+  readonly #groups = new Map<string, LabelGroup>();
+  /** Profile name → the groups whose inherited labels it shapes (see #profilesShaping). */
+  readonly #groupsByProfile = new Map<string, Set<LabelGroup>>();
+  readonly #portLists = new Map<string, readonly NamedPort[]>();
 
   // --- Policy selection over local endpoints.
   readonly #policyIndex: LabelIndex<string, string>;
@@ -470,17 +511,17 @@ export class CalcGraph {
   // ------------------------------------------------------------------
   // Items: endpoints and network sets.
 
-  #workloadItem(wep: WorkloadEndpoint): Item {
+  #workloadItem(wep: WorkloadEndpoint): ItemInput {
     const spec = wep.spec;
-    const item: Item = {
+    const item: ItemInput = {
       id: itemIdOf("WorkloadEndpoint", wep.metadata.name, wep.metadata.namespace)!,
       kind: "workload",
       namespace: wep.metadata.namespace ?? "default",
-      ownLabels: wep.metadata.labels ?? {},
+      ownLabels: wep.metadata.labels,
       profiles: spec.profiles ?? [],
       orchestrator: spec.orchestrator,
       nets: canonicalNets(spec.ipNetworks),
-      ports: namedPortsOf(spec.ports),
+      ports: this.#internPorts(namedPortsOf(spec.ports)),
       local: spec.node === this.#hostname,
     };
     // Only local endpoints keep their resource (for the LocalEndpoint
@@ -490,65 +531,123 @@ export class CalcGraph {
     return item;
   }
 
-  #hostItem(hep: HostEndpoint): Item {
+  #hostItem(hep: HostEndpoint): ItemInput {
     const spec = hep.spec;
-    const item: Item = {
+    const item: ItemInput = {
       id: itemIdOf("HostEndpoint", hep.metadata.name)!,
       kind: "host",
-      ownLabels: hep.metadata.labels ?? {},
+      ownLabels: hep.metadata.labels,
       profiles: spec.profiles ?? [],
       nets: canonicalNets(spec.expectedIPs),
-      ports: namedPortsOf(spec.ports),
+      ports: this.#internPorts(namedPortsOf(spec.ports)),
       local: spec.node === this.#hostname,
     };
     if (item.local) item.resource = hep;
     return item;
   }
 
-  #labelsOf(item: Item): Record<string, string> {
-    const input: Parameters<typeof effectiveLabels>[0] = {
-      own: item.ownLabels,
-      inherited: item.profiles.map((p) => this.#profiles.get(p)?.spec?.labelsToApply),
-    };
-    if (item.namespace !== undefined) {
-      input.namespace = item.namespace;
-      input.namespaceLabels = namespaceLabels(
-        item.namespace,
-        this.#profiles.get(namespaceProfileName(item.namespace))?.spec?.labelsToApply,
-      );
-    }
-    if (item.orchestrator !== undefined) input.orchestrator = item.orchestrator;
-    if (item.serviceAccount !== undefined) input.serviceAccount = item.serviceAccount;
-    return effectiveLabels(input);
+  /**
+   * One shared copy of each distinct list of named ports (pods of one
+   * deployment all have the same). Interning only saves memory, so the table
+   * is simply emptied when it grows large: lists handed out stay valid.
+   */
+  #internPorts(ports: NamedPort[]): readonly NamedPort[] {
+    if (ports.length === 0) return NO_PORTS;
+    const key = JSON.stringify(ports);
+    const known = this.#portLists.get(key);
+    if (known !== undefined) return known;
+    if (this.#portLists.size >= PORT_LISTS_MAX) this.#portLists.clear();
+    const list = Object.freeze(ports.slice());
+    this.#portLists.set(key, list);
+    return list;
   }
 
-  #putItem(item: Item): void {
-    const old = this.#items.get(item.id);
+  /** The group for an item's namespace, orchestrator and profiles, made if new. */
+  #acquireGroup(input: ItemInput): LabelGroup {
+    const key = JSON.stringify([input.namespace ?? null, input.orchestrator ?? null, input.profiles]);
+    const known = this.#groups.get(key);
+    if (known !== undefined) return known;
+    const group: LabelGroup = {
+      key,
+      namespace: input.namespace,
+      orchestrator: input.orchestrator,
+      profiles: input.profiles.slice(),
+      inherited: EMPTY_LABELS,
+      items: new Set(),
+    };
+    group.inherited = this.#inheritedLabels(group);
+    this.#groups.set(key, group);
+    for (const p of this.#profilesShaping(group)) {
+      let groups = this.#groupsByProfile.get(p);
+      if (groups === undefined) this.#groupsByProfile.set(p, (groups = new Set()));
+      groups.add(group);
+    }
+    return group;
+  }
+
+  /** Forgets `id` in its group, and the group when it was the last. */
+  #releaseGroup(group: LabelGroup, id: string): void {
+    group.items.delete(id);
+    if (group.items.size > 0) return;
+    this.#groups.delete(group.key);
+    for (const p of this.#profilesShaping(group)) {
+      const groups = this.#groupsByProfile.get(p);
+      groups?.delete(group);
+      if (groups?.size === 0) this.#groupsByProfile.delete(p);
+    }
+  }
+
+  /** The profiles whose labels a group inherits: its own, and its namespace's. */
+  #profilesShaping(group: LabelGroup): Set<string> {
+    const names = new Set(group.profiles);
+    if (group.namespace !== undefined) names.add(namespaceProfileName(group.namespace));
+    return names;
+  }
+
+  #inheritedLabels(group: LabelGroup): Labels {
+    return inheritedLabels({
+      inherited: group.profiles.map((p) => this.#profiles.get(p)?.spec?.labelsToApply),
+      namespace: group.namespace,
+      namespaceLabels:
+        group.namespace === undefined
+          ? undefined
+          : namespaceLabels(
+              group.namespace,
+              this.#profiles.get(namespaceProfileName(group.namespace))?.spec?.labelsToApply,
+            ),
+      orchestrator: group.orchestrator,
+    });
+  }
+
+  #putItem(input: ItemInput): void {
+    const old = this.#items.get(input.id);
+    const group = this.#acquireGroup(input);
+    group.items.add(input.id);
+    const item: Item = {
+      id: input.id,
+      kind: input.kind,
+      group,
+      labels: layeredLabels(group.inherited, input.ownLabels, input),
+      nets: input.nets,
+      ports: input.ports,
+      local: input.local,
+      ...(input.resource === undefined ? {} : { resource: input.resource }),
+    };
     if (old) {
-      for (const p of old.profiles) removeFromSetMap(this.#itemsByProfile, p, old.id);
-      if (old.namespace !== undefined)
-        removeFromSetMap(this.#itemsByNamespace, old.namespace, old.id);
+      if (old.group !== group) this.#releaseGroup(old.group, old.id);
       if (old.local && !item.local) {
         this.#policyIndex.deleteItem(old.id);
         this.#dirtyEndpoints.add(old.id);
       }
     }
-    for (const p of item.profiles) addToSetMap(this.#itemsByProfile, p, item.id);
-    if (item.namespace !== undefined) addToSetMap(this.#itemsByNamespace, item.namespace, item.id);
     // Claim before release, so a profile both use is not recompiled.
     if (item.local) this.#claimLocalProfiles(item);
     if (old?.local) this.#releaseLocalProfiles(old);
     this.#reindexItem(old, item);
   }
 
-  /** Re-reads an item's labels (after its profiles or namespace changed). */
-  #refreshItemLabels(id: string): void {
-    const item = this.#items.get(id);
-    if (item) this.#reindexItem(item, item);
-  }
-
   #reindexItem(old: Item | undefined, item: Item): void {
-    const labels = this.#labelsOf(item);
+    const labels = item.labels;
     const oldSets = old ? new Set(this.#ipsetIndex.matchingSelectors(old.id)) : new Set<string>();
     this.#items.set(item.id, item);
     this.#itemUpdateInProgress = true;
@@ -581,8 +680,7 @@ export class CalcGraph {
     } finally {
       this.#itemUpdateInProgress = false;
     }
-    for (const p of old.profiles) removeFromSetMap(this.#itemsByProfile, p, id);
-    if (old.namespace !== undefined) removeFromSetMap(this.#itemsByNamespace, old.namespace, id);
+    this.#releaseGroup(old.group, id);
     if (old.local) {
       this.#releaseLocalProfiles(old);
       this.#policyIndex.deleteItem(id);
@@ -616,22 +714,31 @@ export class CalcGraph {
     this.#markEndpointsUsingProfile(name);
   }
 
+  /** Re-reads the inherited labels of every group the profile shapes, and re-files their items. */
   #refreshProfileDependants(name: string): void {
-    for (const id of [...(this.#itemsByProfile.get(name) ?? [])]) this.#refreshItemLabels(id);
-    if (name.startsWith(NAMESPACE_PROFILE_PREFIX)) {
-      const ns = name.slice(NAMESPACE_PROFILE_PREFIX.length);
-      for (const id of [...(this.#itemsByNamespace.get(ns) ?? [])]) this.#refreshItemLabels(id);
+    for (const group of [...(this.#groupsByProfile.get(name) ?? [])]) {
+      group.inherited = this.#inheritedLabels(group);
+      for (const id of [...group.items]) {
+        const item = this.#items.get(id);
+        if (item === undefined) continue;
+        item.labels = relayeredLabels(item.labels, group.inherited);
+        this.#reindexItem(item, item);
+      }
     }
   }
 
+  /** Marks the local endpoints that list the profile (their profile ids may change). */
   #markEndpointsUsingProfile(name: string): void {
-    for (const id of this.#itemsByProfile.get(name) ?? []) {
-      if (this.#items.get(id)?.local) this.#dirtyEndpoints.add(id);
+    for (const group of this.#groupsByProfile.get(name) ?? []) {
+      if (!group.profiles.includes(name)) continue;
+      for (const id of group.items) {
+        if (this.#items.get(id)?.local) this.#dirtyEndpoints.add(id);
+      }
     }
   }
 
   #claimLocalProfiles(item: Item): void {
-    for (const p of new Set(item.profiles)) {
+    for (const p of new Set(item.group.profiles)) {
       const n = (this.#profileRefs.get(p) ?? 0) + 1;
       this.#profileRefs.set(p, n);
       if (n === 1 && this.#profiles.has(p)) this.#activateProfile(p);
@@ -639,7 +746,7 @@ export class CalcGraph {
   }
 
   #releaseLocalProfiles(item: Item): void {
-    for (const p of new Set(item.profiles)) {
+    for (const p of new Set(item.group.profiles)) {
       const n = (this.#profileRefs.get(p) ?? 0) - 1;
       if (n > 0) {
         this.#profileRefs.set(p, n);
@@ -1002,7 +1109,8 @@ export class CalcGraph {
     if (np) {
       for (const port of item.ports) {
         if (port.name !== np.name || port.protocol !== np.protocol) continue;
-        for (const net of item.nets) members.push(`${net},${np.protocol}:${port.port}`);
+        // Joined, not a template: a flat string (see itemIdOf), one per member.
+        for (const net of item.nets) members.push([net, `${np.protocol}:${port.port}`].join(","));
       }
     } else {
       members.push(...item.nets);
@@ -1083,7 +1191,7 @@ export class CalcGraph {
     const isHost = item.kind === "host";
     const ipv4Nets = item.nets.filter((n) => !n.includes(":"));
     const ipv6Nets = item.nets.filter((n) => n.includes(":"));
-    const profiles = [...item.profiles];
+    const profiles = [...item.group.profiles];
     const ep: LocalEndpoint = {
       id: item.id,
       kind: isHost ? "host" : "workload",
@@ -1098,7 +1206,7 @@ export class CalcGraph {
       profileIds: profiles.filter((p) => this.#profiles.has(p)),
       missingProfiles: profiles.filter((p) => !this.#profiles.has(p)),
     };
-    if (item.namespace !== undefined) ep.namespace = item.namespace;
+    if (item.group.namespace !== undefined) ep.namespace = item.group.namespace;
     const mac = (res.spec as { mac?: string }).mac;
     if (mac !== undefined) ep.mac = mac;
     return ep;

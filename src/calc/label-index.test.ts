@@ -301,15 +301,44 @@ describe("LabelIndex queries", () => {
     assert.deepEqual(seen, ["+s/i1 i1,i2", "+s/i2 i1,i2", "+t/i1 i1,i2", "+t/i2 i1,i2", "-s/i1 t"]);
   });
 
-  it("keeps its own copy of the labels", () => {
+  it("indexes only the keys some selector reads, and a newly read key at once", () => {
     const { index, events } = recordingIndex();
-    const labels: Labels = { a: "x" };
-    index.updateItem("i", labels);
-    labels["a"] = "y";
-    index.updateSelector("s", parseSelector(`a == "x"`));
-    assert.deepEqual(events, ["+s/i"]);
-    index.updateItem("i", labels);
-    assert.deepEqual(events, ["+s/i", "-s/i"]);
+    index.updateItem("i1", { app: "web", hash: "h1", team: "t" });
+    index.updateItem("i2", { app: "db", hash: "h2", team: "t" });
+    assert.deepEqual(index.indexedKeys(), []);
+    index.updateSelector("s", parseSelector(`app == "web"`));
+    assert.deepEqual(index.indexedKeys(), ["app"]);
+    // A key read for the first time: the items already held are filed under it.
+    index.updateSelector("h", parseSelector(`hash in {"h2", "h3"} && team == "t"`));
+    assert.deepEqual(index.indexedKeys(), ["app", "hash", "team"]);
+    assert.deepEqual(events, ["+s/i1", "+h/i2"]);
+    // A change confined to keys no selector reads fires nothing.
+    index.updateItem("i1", { app: "web", hash: "h1", team: "t", extra: "x" });
+    assert.deepEqual(events, ["+s/i1", "+h/i2"]);
+    index.updateItem("i1", { app: "web", hash: "h3", team: "t" });
+    assert.deepEqual(events, ["+s/i1", "+h/i2", "+h/i1"]);
+    // The last reader gone, the column goes; reading the key again rebuilds it.
+    index.deleteSelector("h");
+    assert.deepEqual(index.indexedKeys(), ["app"]);
+    index.updateItem("i2", { app: "db", hash: "h1", team: "t" });
+    index.updateSelector("h", parseSelector(`hash == "h1"`));
+    assert.deepEqual(index.indexedKeys(), ["app", "hash"]);
+    assert.deepEqual([...index.matchingItems("h")].sort(), ["i2"]);
+    // Replacing a selector releases the keys only the old one read.
+    index.updateSelector("s", parseSelector(`team == "t"`));
+    assert.deepEqual(index.indexedKeys(), ["hash", "team"]);
+    assert.deepEqual([...index.matchingItems("s")].sort(), ["i1", "i2"]);
+  });
+
+  it("finds labels inherited through the prototype chain", () => {
+    const { index, events } = recordingIndex();
+    const namespace: Labels = Object.assign(Object.create(null) as Labels, { env: "prod" });
+    const own = (app: string): Labels => Object.assign(Object.create(namespace) as Labels, { app });
+    index.updateItem("i1", own("web"));
+    index.updateSelector("s", parseSelector(`env == "prod" && app == "web"`));
+    index.updateItem("i2", own("web"));
+    index.updateItem("i1", own("db"));
+    assert.deepEqual(events, ["+s/i1", "+s/i2", "-s/i1"]);
   });
 
   it("refuses to be modified from its own callback", () => {
@@ -488,7 +517,22 @@ class Gen {
     for (const key of KEYS.slice(0, 4))
       if (this.rand() < 0.6) entries.push([key, this.pick(VALUES)]);
     if (this.rand() < 0.1) entries.push([this.pick(KEYS.slice(4)), this.pick(VALUES)]);
+    if (this.rand() < 0.25) return this.layered(entries);
     return Object.fromEntries(entries); // own properties, even for "__proto__"
+  }
+  /**
+   * The same labels with some inherited from a null-prototype parent (as the
+   * calc graph shares a namespace's labels), the child perhaps shadowing one.
+   */
+  layered(entries: [string, string][]): Labels {
+    const cut = this.int(entries.length + 1);
+    const parent = Object.create(null) as Record<string, string>;
+    for (const [k, v] of entries.slice(0, cut)) parent[k] = v;
+    const shadowed = entries[cut];
+    if (shadowed !== undefined && this.rand() < 0.5) parent[shadowed[0]] = this.pick(VALUES);
+    const child = Object.create(parent) as Record<string, string>;
+    for (const [k, v] of entries.slice(cut)) child[k] = v;
+    return child;
   }
   /** A label set one change away from `labels`. */
   tweak(labels: Labels): Labels {

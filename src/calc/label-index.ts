@@ -14,19 +14,28 @@
 //   a == "1" || b starts with "x"   buckets (a,"1"), (b, any value)
 //   all(), !has(x), a != "b"        no plan: "unindexed", tried on every item
 //
-// Two reverse indexes serve the plans:
+// Both reverse indexes live in one column per label key that some selector
+// reads (any key of its tree, not only its plan's):
 //
-//   items by label     key ─► { count, value ─► item | item[] }
-//   selectors by plan  key ─► { any value: Set<sel>, value ─► Set<sel> }
-//                      + the unindexed selectors
+//   column  key ─► items by value: value ─► item | item[]   (+ count)
+//                  selectors by plan: any value ─► Set<sel>, value ─► Set<sel>
+//   + the unindexed selectors
 //
 // A new selector is evaluated only against the items in its buckets (all
 // items if unindexed); a changed item only against the selectors filed under
-// its labels' (key, value) and key buckets, plus the unindexed ones. A plan is
-// a necessary condition, never a sufficient one, so the selector's matcher
-// always has the last word. Plans are chosen when a selector is added, from
-// the bucket sizes then; they stay correct as items change, only perhaps no
-// longer the cheapest.
+// its values' buckets and its keys' any-value buckets, plus the unindexed
+// ones. A plan is a necessary condition, never a sufficient one, so the
+// selector's matcher always has the last word. Plans are chosen when a
+// selector is added, from the bucket sizes then; they stay correct as items
+// change, only perhaps no longer the cheapest.
+//
+// Keys no selector reads are not indexed at all: at 250,000 endpoints a
+// unique pod-template-hash alone would cost a 250,000-entry map. A selector
+// reading a new key has the index file every item under it then (one pass
+// over the items); the last selector reading a key drops its column. Items'
+// labels are held by reference, never copied (the calc graph shares one
+// namespace's inherited labels between its endpoints, see model.ts), so a key
+// that becomes read later is found in them.
 //
 // Both indexes and the match relation hold state objects, not ids, so the
 // hot paths do no lookups by id. Each match is recorded twice: the selector's
@@ -36,9 +45,11 @@
 // Invariants:
 // - A selector's `matches` holds item i exactly when i's `matches` holds the
 //   selector, and exactly when the selector matches i's current labels.
+// - A column exists exactly for the keys some selector's tree reads, and
+//   holds every item carrying that key, in the bucket of its value, at the
+//   position the item's `slots` record for the column.
 // - Every selector is filed under exactly the buckets of its plan (or among
-//   the unindexed), and every item under exactly its (key, value) pairs, at
-//   the position its `slots` record.
+//   the unindexed); a plan uses only keys its selector reads.
 // - Callbacks fire once per change of the relation, synchronously, after the
 //   whole operation's state change is applied, so a callback that queries the
 //   index sees the final state. Started before stopped within one operation.
@@ -195,13 +206,51 @@ export function planFor(selector: Selector | SelectorNode, sizes: BucketSizes): 
 
 // ---- storage ----------------------------------------------------------------
 
+/** The distinct label keys a selector tree reads, in first-seen order. */
+export function selectorKeys(node: SelectorNode): string[] {
+  const keys = new Set<string>();
+  const visit = (n: SelectorNode): void => {
+    switch (n.kind) {
+      case "all":
+      case "global":
+        return;
+      case "not":
+        visit(n.operand);
+        return;
+      case "and":
+      case "or":
+        for (const o of n.operands) visit(o);
+        return;
+      default:
+        keys.add(n.key);
+    }
+  };
+  visit(node);
+  return [...keys];
+}
+
+/**
+ * The value of label `key`, or undefined when absent. Only strings count: on a
+ * plain object an absent `constructor` or `__proto__` finds Object.prototype's.
+ * Inherited properties count (see model.ts: items share their namespace's
+ * labels through the prototype chain).
+ */
+function labelValue(labels: Labels, key: string): string | undefined {
+  const v = labels[key];
+  return typeof v === "string" ? v : undefined;
+}
+
 interface ItemState<S extends string, I extends string> {
   readonly id: I;
-  /** Our own copy, so a caller mutating its object cannot desynchronise the index. */
+  /** The caller's object, by reference: callers pass a new object for new labels. */
   labels: Labels;
-  /** The label keys the item is filed under, and its position in each bucket. */
-  readonly keys: string[];
-  readonly slots: number[];
+  /**
+   * Per key column (KeyColumn.column): the item's position in the bucket of
+   * its value, or -1 when it lacks the key. May be shorter than the column
+   * list: missing entries are -1. Exactly sized, as V8 would give an array
+   * grown by push room for 16 more.
+   */
+  slots: number[];
   /** Selectors matching this item; undefined while there are none. */
   matches: SmallSet<SelectorState<S, I>> | undefined;
 }
@@ -211,6 +260,8 @@ interface SelectorState<S extends string, I extends string> {
   selector: Selector;
   /** Canonical text: a replacement with the same text changes nothing. */
   text: string;
+  /** The label keys its tree reads (see selectorKeys): each holds a column. */
+  keys: readonly string[];
   plan: SelectorPlan;
   matches: Set<I>;
   /**
@@ -224,9 +275,9 @@ interface SelectorState<S extends string, I extends string> {
 
 /**
  * A set that is usually small: the selectors matching one item, a handful in
- * a real cluster but in principle thousands. An array (appending is several
- * times cheaper than a Set insert, which matters across 250,000 items) until
- * it holds SMALL_SET_MAX, a Set from then on.
+ * a real cluster but in principle thousands. An exactly sized array (250,000
+ * of them: an array grown by push would carry room for 16 more) until it
+ * holds SMALL_SET_MAX, a Set from then on.
  */
 type SmallSet<T> = T[] | Set<T>;
 
@@ -236,11 +287,12 @@ const SMALL_SET_MAX = 32;
 function smallSetAdd<T>(set: SmallSet<T> | undefined, x: T): SmallSet<T> {
   if (set === undefined) return [x];
   if (!Array.isArray(set)) return set.add(x);
-  if (set.length < SMALL_SET_MAX) {
-    set.push(x);
-    return set;
-  }
-  return new Set(set).add(x);
+  const n = set.length;
+  if (n >= SMALL_SET_MAX) return new Set(set).add(x);
+  const out = new Array<T>(n + 1);
+  for (let k = 0; k < n; k++) out[k] = set[k]!;
+  out[n] = x;
+  return out;
 }
 
 /** Removes `x`; undefined when nothing is left. */
@@ -258,13 +310,13 @@ function smallSetDelete<T>(set: SmallSet<T> | undefined, x: T): SmallSet<T> | un
 }
 
 /**
- * The items carrying one label value. Usually one item (a pod-template-hash or
- * a pod name is unique): then the item itself, which saves an array per unique
- * value across hundreds of thousands of items. Otherwise an array, each item
- * knowing its position (`slots`) so that removal is a swap with the last.
- * Arrays, not Sets: a label such as projectcalico.org/orchestrator == "k8s"
- * puts every item in one bucket, and filing 250,000 items under a dozen keys
- * is three times faster as array appends than as Set inserts.
+ * The items carrying one label value. Usually one item when values are
+ * unique: then the item itself, which saves an array per value. Otherwise an
+ * array, each item knowing its position (`slots`) so that removal is a swap
+ * with the last. Arrays, not Sets: a label such as
+ * projectcalico.org/orchestrator == "k8s" puts every item in one bucket, and
+ * filing 250,000 items is three times faster as array appends than as Set
+ * inserts, at a third of the memory.
  */
 type ItemBucket<S extends string, I extends string> = ItemState<S, I> | ItemState<S, I>[];
 
@@ -285,40 +337,46 @@ function forEachInBucket<S extends string, I extends string>(
   for (let n = 0; n < bucket.length; n++) visit(bucket[n]!);
 }
 
-/** Sets the position of `item` in its bucket for `key`. */
-function setSlot(item: ItemState<string, string>, key: string, slot: number): void {
-  item.slots[item.keys.indexOf(key)] = slot;
+function slotOf(item: ItemState<string, string>, column: number): number {
+  return column < item.slots.length ? item.slots[column]! : -1;
 }
 
-interface ItemKeyEntry<S extends string, I extends string> {
+function setSlot(item: ItemState<string, string>, column: number, slot: number): void {
+  const slots = item.slots;
+  if (column < slots.length) {
+    slots[column] = slot;
+    return;
+  }
+  // Grown to exactly the size needed (see ItemState.slots).
+  const grown = new Array<number>(column + 1);
+  for (let c = 0; c < grown.length; c++) grown[c] = c < slots.length ? slots[c]! : -1;
+  grown[column] = slot;
+  item.slots = grown;
+}
+
+/** No key filed yet: shared, never written (setSlot replaces it). */
+const NO_SLOTS: number[] = [];
+
+/**
+ * One label key some selector reads: the items by value, and the selectors
+ * filed under the key. Exists while at least one selector reads the key.
+ */
+interface KeyColumn<S extends string, I extends string> {
+  readonly key: string;
+  /** Position in the column list, and in every item's `slots`. */
+  readonly column: number;
+  /** Selectors whose tree reads the key. */
+  readers: number;
   /** Items carrying this key, with any value. */
   count: number;
-  readonly byValue: Map<string, ItemBucket<S, I>>;
-}
-
-/** The selectors filed under one label key. */
-interface SelectorKeyEntry<S extends string, I extends string> {
-  /** Under the key with any value. */
+  readonly items: Map<string, ItemBucket<S, I>>;
+  /** Selectors filed under the key with any value. */
   readonly anyValue: Set<SelectorState<S, I>>;
-  readonly byValue: Map<string, Set<SelectorState<S, I>>>;
+  readonly selectors: Map<string, Set<SelectorState<S, I>>>;
 }
 
 const EMPTY: ReadonlySet<never> = new Set<never>();
 
-function sameLabels(held: ItemState<string, string>, labels: Labels): boolean {
-  let n = 0;
-  for (const key in labels) {
-    if (!Object.hasOwn(labels, key)) continue;
-    if (!Object.hasOwn(held.labels, key) || held.labels[key] !== labels[key]) return false;
-    n++;
-  }
-  return n === held.keys.length;
-}
-
-/**
- * Selector-to-item matches, maintained incrementally. Ids are opaque strings;
- * `S` and `I` let callers brand them.
- */
 function samePlan(a: SelectorPlan, b: SelectorPlan): boolean {
   if (a === undefined || b === undefined) return a === b;
   if (a.length !== b.length) return false;
@@ -330,19 +388,25 @@ function samePlan(a: SelectorPlan, b: SelectorPlan): boolean {
   });
 }
 
+/**
+ * Selector-to-item matches, maintained incrementally. Ids are opaque strings;
+ * `S` and `I` let callers brand them.
+ */
 export class LabelIndex<S extends string = string, I extends string = string> {
   readonly #callbacks: LabelIndexCallbacks<S, I>;
   readonly #items = new Map<I, ItemState<S, I>>();
   readonly #selectors = new Map<S, SelectorState<S, I>>();
-  readonly #itemsByKey = new Map<string, ItemKeyEntry<S, I>>();
-  readonly #selectorsByKey = new Map<string, SelectorKeyEntry<S, I>>();
+  readonly #keys = new Map<string, KeyColumn<S, I>>();
+  /** By column number; undefined where a column was dropped (reused first). */
+  readonly #columns: (KeyColumn<S, I> | undefined)[] = [];
+  readonly #freeColumns: number[] = [];
   readonly #unindexed = new Set<SelectorState<S, I>>();
   #stamp = 0;
   #notifying = false;
 
   readonly #sizes: BucketSizes = {
-    itemsWithValue: (key, value) => bucketSize(this.#itemsByKey.get(key)?.byValue.get(value)),
-    itemsWithKey: (key) => this.#itemsByKey.get(key)?.count ?? 0,
+    itemsWithValue: (key, value) => bucketSize(this.#keys.get(key)?.items.get(value)),
+    itemsWithKey: (key) => this.#keys.get(key)?.count ?? 0,
   };
 
   constructor(callbacks: LabelIndexCallbacks<S, I>) {
@@ -355,6 +419,11 @@ export class LabelIndex<S extends string = string, I extends string = string> {
 
   get selectorCount(): number {
     return this.#selectors.size;
+  }
+
+  /** The label keys indexed now: those some selector reads, sorted. */
+  indexedKeys(): string[] {
+    return [...this.#keys.keys()].sort();
   }
 
   /**
@@ -395,6 +464,10 @@ export class LabelIndex<S extends string = string, I extends string = string> {
       return;
     }
 
+    // The new selector's keys are indexed before it is planned (so the plan
+    // sees their real sizes), the old one's released after it is unfiled.
+    const keys = selectorKeys(selector.ast);
+    for (const key of keys) this.#acquireKey(key);
     const plan = planFor(selector, this.#sizes);
     const matches = new Set<I>();
     const matched: ItemState<S, I>[] = [];
@@ -409,12 +482,11 @@ export class LabelIndex<S extends string = string, I extends string = string> {
       for (const item of this.#items.values()) consider(item);
     } else {
       for (const { key, values } of plan) {
-        const entry = this.#itemsByKey.get(key);
-        if (entry === undefined) continue;
+        const column = this.#keys.get(key)!;
         if (values === undefined) {
-          for (const bucket of entry.byValue.values()) forEachInBucket(bucket, consider);
+          for (const bucket of column.items.values()) forEachInBucket(bucket, consider);
         } else {
-          for (const value of values) forEachInBucket(entry.byValue.get(value), consider);
+          for (const value of values) forEachInBucket(column.items.get(value), consider);
         }
       }
     }
@@ -426,6 +498,7 @@ export class LabelIndex<S extends string = string, I extends string = string> {
         id,
         selector,
         text,
+        keys,
         plan,
         matches,
         matchedBeforeAt: 0,
@@ -433,6 +506,7 @@ export class LabelIndex<S extends string = string, I extends string = string> {
         matchedAt: 0,
       };
       this.#selectors.set(id, sel);
+      this.#fileSelector(sel, true);
     } else {
       for (const itemId of sel.matches) {
         if (!matches.has(itemId)) {
@@ -441,12 +515,15 @@ export class LabelIndex<S extends string = string, I extends string = string> {
         }
       }
       this.#fileSelector(sel, false);
+      const oldKeys = sel.keys;
       sel.selector = selector;
       sel.text = text;
+      sel.keys = keys;
       sel.plan = plan;
       sel.matches = matches;
+      this.#fileSelector(sel, true);
+      for (const key of oldKeys) this.#releaseKey(key);
     }
-    this.#fileSelector(sel, true);
     const started: I[] = [];
     for (const item of matched) {
       if (oldMatches?.has(item.id) === true) continue;
@@ -484,6 +561,7 @@ export class LabelIndex<S extends string = string, I extends string = string> {
     if (sel === undefined) return;
     this.#selectors.delete(id);
     this.#fileSelector(sel, false);
+    for (const key of sel.keys) this.#releaseKey(key);
     const stopped = [...sel.matches];
     for (const itemId of stopped) this.#itemMatchesDelete(itemId, sel);
     this.#notify(id, [], stopped);
@@ -491,32 +569,47 @@ export class LabelIndex<S extends string = string, I extends string = string> {
 
   /**
    * Adds the item, or replaces its labels. `labels` is the complete label set
-   * (inherited labels already merged in); the index keeps a copy. Identical
-   * labels change nothing and report nothing.
+   * (inherited labels already merged in, or inherited through the prototype
+   * chain). The index keeps the object itself, not a copy: pass a new object
+   * for new labels, never change one already given. Labels no selector reads
+   * are not looked at; a change confined to them reports nothing and costs
+   * no evaluation.
    */
   updateItem(id: I, labels: Labels): void {
     this.#checkNotNotifying("updateItem", id);
+    const columns = this.#columns;
     let item = this.#items.get(id);
-    if (item !== undefined && sameLabels(item, labels)) return;
-    const copy: Labels = { ...labels };
-
     if (item === undefined) {
-      item = { id, labels: copy, keys: [], slots: [], matches: undefined };
+      item = { id, labels, slots: NO_SLOTS, matches: undefined };
       this.#items.set(id, item);
-      for (const key in copy) if (Object.hasOwn(copy, key)) this.#fileItem(item, key, copy[key]!);
+      let last = -1;
+      for (let c = 0; c < columns.length; c++) {
+        if (columns[c] !== undefined && labelValue(labels, columns[c]!.key) !== undefined) last = c;
+      }
+      if (last >= 0) item.slots = new Array<number>(last + 1).fill(-1);
+      for (let c = 0; c <= last; c++) {
+        const column = columns[c];
+        if (column === undefined) continue;
+        const value = labelValue(labels, column.key);
+        if (value !== undefined) this.#fileItem(item, column, value);
+      }
     } else {
       const old = item.labels;
-      // Backwards, as unfiling moves the last key into the freed place.
-      for (let j = item.keys.length - 1; j >= 0; j--) {
-        const key = item.keys[j]!;
-        if (!Object.hasOwn(copy, key) || copy[key] !== old[key]) this.#unfileItem(item, j);
+      item.labels = labels;
+      if (old === labels) return;
+      let changed = false;
+      for (let c = 0; c < columns.length; c++) {
+        const column = columns[c];
+        if (column === undefined) continue;
+        const was = labelValue(old, column.key);
+        const now = labelValue(labels, column.key);
+        if (was === now) continue;
+        changed = true;
+        if (was !== undefined) this.#unfileItem(item, column, was);
+        if (now !== undefined) this.#fileItem(item, column, now);
       }
-      for (const key in copy) {
-        if (!Object.hasOwn(copy, key)) continue;
-        if (!Object.hasOwn(old, key) || copy[key] !== old[key])
-          this.#fileItem(item, key, copy[key]!);
-      }
-      item.labels = copy;
+      // Every selector reads only indexed keys: none can change its mind.
+      if (!changed) return;
     }
 
     // Stamp the selectors that matched before, then evaluate every selector
@@ -529,16 +622,16 @@ export class LabelIndex<S extends string = string, I extends string = string> {
     const consider = (sel: SelectorState<S, I>) => {
       if (sel.evaluatedAt === stamp) return;
       sel.evaluatedAt = stamp;
-      if (!sel.selector.matches(copy)) return;
+      if (!sel.selector.matches(labels)) return;
       sel.matchedAt = stamp;
       if (sel.matchedBeforeAt !== stamp) started.push(sel);
     };
-    for (const key in copy) {
-      if (!Object.hasOwn(copy, key)) continue;
-      const entry = this.#selectorsByKey.get(key);
-      if (entry === undefined) continue;
-      for (const sel of entry.anyValue) consider(sel);
-      const byValue = entry.byValue.get(copy[key]!);
+    const slots = item.slots;
+    for (let c = 0; c < slots.length; c++) {
+      if (slots[c]! < 0) continue;
+      const column = columns[c]!;
+      for (const sel of column.anyValue) consider(sel);
+      const byValue = column.selectors.get(labelValue(labels, column.key)!);
       if (byValue !== undefined) for (const sel of byValue) consider(sel);
     }
     for (const sel of this.#unindexed) consider(sel);
@@ -574,7 +667,11 @@ export class LabelIndex<S extends string = string, I extends string = string> {
     const item = this.#items.get(id);
     if (item === undefined) return;
     this.#items.delete(id);
-    for (let j = item.keys.length - 1; j >= 0; j--) this.#unfileItem(item, j);
+    for (let c = 0; c < item.slots.length; c++) {
+      if (item.slots[c]! < 0) continue;
+      const column = this.#columns[c]!;
+      this.#unfileItem(item, column, labelValue(item.labels, column.key)!);
+    }
     if (item.matches === undefined) return;
     const stopped = [...item.matches];
     for (const sel of stopped) sel.matches.delete(id);
@@ -613,54 +710,85 @@ export class LabelIndex<S extends string = string, I extends string = string> {
     item.matches = smallSetDelete(item.matches, sel);
   }
 
-  #fileItem(item: ItemState<S, I>, key: string, value: string): void {
-    let entry = this.#itemsByKey.get(key);
-    if (entry === undefined) {
-      entry = { count: 0, byValue: new Map() };
-      this.#itemsByKey.set(key, entry);
+  /**
+   * One more selector reads `key`. The first one creates its column and
+   * files every item carrying the key: the index learns a key's values only
+   * when some selector needs them (a pod-template-hash, unique per pod, is
+   * read by no selector and costs nothing).
+   */
+  #acquireKey(key: string): void {
+    const known = this.#keys.get(key);
+    if (known !== undefined) {
+      known.readers++;
+      return;
     }
-    entry.count++;
-    const bucket = entry.byValue.get(value);
+    const column: KeyColumn<S, I> = {
+      key,
+      column: this.#freeColumns.pop() ?? this.#columns.length,
+      readers: 1,
+      count: 0,
+      items: new Map(),
+      anyValue: new Set(),
+      selectors: new Map(),
+    };
+    this.#columns[column.column] = column;
+    this.#keys.set(key, column);
+    for (const item of this.#items.values()) {
+      const value = labelValue(item.labels, key);
+      if (value !== undefined) this.#fileItem(item, column, value);
+    }
+  }
+
+  /** One selector fewer reads `key`; the last one drops its column. */
+  #releaseKey(key: string): void {
+    const column = this.#keys.get(key)!;
+    if (--column.readers > 0) return;
+    const c = column.column;
+    for (const bucket of column.items.values()) {
+      forEachInBucket(bucket, (item) => {
+        item.slots[c] = -1;
+      });
+    }
+    this.#keys.delete(key);
+    this.#columns[c] = undefined;
+    this.#freeColumns.push(c);
+  }
+
+  #fileItem(item: ItemState<S, I>, column: KeyColumn<S, I>, value: string): void {
+    column.count++;
+    const bucket = column.items.get(value);
     let slot = 0;
     if (bucket === undefined) {
-      entry.byValue.set(value, item);
+      column.items.set(value, item);
     } else if (Array.isArray(bucket)) {
       slot = bucket.length;
       bucket.push(item);
     } else {
       // The first item keeps slot 0.
-      entry.byValue.set(value, [bucket, item]);
+      column.items.set(value, [bucket, item]);
       slot = 1;
     }
-    item.keys.push(key);
-    item.slots.push(slot);
+    setSlot(item, column.column, slot);
   }
 
-  /** Takes the item out of the bucket of its `j`th key; call while `item.labels` still holds the value. */
-  #unfileItem(item: ItemState<S, I>, j: number): void {
-    const key = item.keys[j]!;
-    const slot = item.slots[j]!;
-    const value = item.labels[key]!;
-    const lastKey = item.keys.pop()!;
-    const lastSlot = item.slots.pop()!;
-    if (j < item.keys.length) {
-      item.keys[j] = lastKey;
-      item.slots[j] = lastSlot;
-    }
-    const entry = this.#itemsByKey.get(key)!;
-    const bucket = entry.byValue.get(value)!;
+  /** Takes the item out of its bucket for `value`, the value it was filed under. */
+  #unfileItem(item: ItemState<S, I>, column: KeyColumn<S, I>, value: string): void {
+    const c = column.column;
+    const slot = slotOf(item, c);
+    item.slots[c] = -1;
+    const bucket = column.items.get(value)!;
     if (Array.isArray(bucket)) {
       const last = bucket.pop()!;
       if (last !== item) {
         bucket[slot] = last;
-        setSlot(last, key, slot);
+        last.slots[c] = slot;
       }
       // The one left, if one, is at index 0 and its slot already says so.
-      if (bucket.length === 1) entry.byValue.set(value, bucket[0]!);
+      if (bucket.length === 1) column.items.set(value, bucket[0]!);
     } else {
-      entry.byValue.delete(value);
+      column.items.delete(value);
     }
-    if (--entry.count === 0) this.#itemsByKey.delete(key);
+    column.count--;
   }
 
   /** Files (`add`) or unfiles the selector under every bucket of its plan. */
@@ -672,29 +800,22 @@ export class LabelIndex<S extends string = string, I extends string = string> {
       return;
     }
     for (const { key, values } of plan) {
-      let entry = this.#selectorsByKey.get(key);
-      if (entry === undefined) {
-        if (!add) continue;
-        entry = { anyValue: new Set(), byValue: new Map() };
-        this.#selectorsByKey.set(key, entry);
-      }
+      // A plan's keys are keys the selector reads: their columns exist.
+      const column = this.#keys.get(key)!;
       if (values === undefined) {
-        if (add) entry.anyValue.add(sel);
-        else entry.anyValue.delete(sel);
-      } else {
-        for (const value of values) {
-          let set = entry.byValue.get(value);
-          if (add) {
-            if (set === undefined) entry.byValue.set(value, (set = new Set()));
-            set.add(sel);
-          } else if (set !== undefined) {
-            set.delete(sel);
-            if (set.size === 0) entry.byValue.delete(value);
-          }
-        }
+        if (add) column.anyValue.add(sel);
+        else column.anyValue.delete(sel);
+        continue;
       }
-      if (!add && entry.anyValue.size === 0 && entry.byValue.size === 0) {
-        this.#selectorsByKey.delete(key);
+      for (const value of values) {
+        let set = column.selectors.get(value);
+        if (add) {
+          if (set === undefined) column.selectors.set(value, (set = new Set()));
+          set.add(sel);
+        } else if (set !== undefined) {
+          set.delete(sel);
+          if (set.size === 0) column.selectors.delete(value);
+        }
       }
     }
   }

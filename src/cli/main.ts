@@ -18,6 +18,7 @@ import { registerCni } from "./commands/cni.js";
 import { registerDelete } from "./commands/delete.js";
 import { registerGet } from "./commands/get.js";
 import { registerIpam } from "./commands/ipam.js";
+import { registerLab } from "./commands/lab.js";
 import { registerLabel } from "./commands/label.js";
 import { registerPatch } from "./commands/patch.js";
 import { registerValidate } from "./commands/validate.js";
@@ -121,6 +122,7 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
   registerIpam(program, ctx);
   registerCni(program, ctx);
   registerAgent(program, ctx, deps.env);
+  registerLab(program, ctx);
 
   try {
     if (argv.length === 0) {

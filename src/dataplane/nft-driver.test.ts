@@ -53,13 +53,17 @@ function twoRulesets(seed: number): [RenderedRuleset, RenderedRuleset] {
 function recording(kernel: NftKernel) {
   const scripts: string[] = [];
   let failRuns = 0;
-  const k: NftKernel & { scripts: string[]; failNextRun(): void } = {
+  let passFirst = 0;
+  const k: NftKernel & { scripts: string[]; failNextRun(after?: number): void } = {
     scripts,
-    failNextRun: () => {
+    /** The next run fails, or the one after `after` successful ones. */
+    failNextRun: (after = 0) => {
       failRuns++;
+      passFirst = after;
     },
     async run(script, signal) {
-      if (failRuns > 0) {
+      if (failRuns > 0 && passFirst > 0) passFirst--;
+      else if (failRuns > 0) {
         failRuns--;
         throw new Error("injected: nft refused the transaction");
       }
@@ -77,6 +81,8 @@ interface Harness {
   tamper(): Promise<void>;
   /** What the kernel holds, parsed. */
   holds(): Promise<RenderedRuleset | undefined>;
+  /** Someone deletes our table. */
+  removeTable(): Promise<void>;
 }
 
 function contract(name: string, make: () => Promise<Harness>, skip?: string) {
@@ -92,17 +98,22 @@ function contract(name: string, make: () => Promise<Harness>, skip?: string) {
       assert.deepEqual(diffRulesets(got, want), []);
     };
 
-    it("creates the whole table in one transaction on first apply", async () => {
+    it("creates the table on first apply: sets and leaf chains, then every hook at once", async () => {
       const d = new NftDriver(h.kernel);
       d.setDesired(r1);
       const res = await d.apply();
       assert.equal(res.wrote, "full");
       assert.deepEqual(res.drift, ["table missing"]);
-      assert.equal(h.kernel.scripts.length, 1);
-      assert.match(
-        h.kernel.scripts[0] ?? "",
-        /^table inet twill\ndelete table inet twill\ntable inet twill \{/,
-      );
+      assert.equal(h.kernel.scripts.length, 2);
+      const [first = "", second = ""] = h.kernel.scripts;
+      assert.match(first, /^table inet twill\ndelete table inet twill\ntable inet twill \{/);
+      // Nothing in the first transaction is reachable from a hook.
+      assert.doesNotMatch(first, /hook|jump|goto|vmap/);
+      assert.match(first, /\tset s4-/);
+      // The second adds to it: every base chain, the dispatch maps, the endpoint chains.
+      assert.doesNotMatch(second, /delete table/);
+      for (const base of r1.base.keys()) assert.match(second, new RegExp(`chain ${base} \\{`));
+      assert.match(second, /map from-wl/);
       assert.equal(d.dirty, false);
       await assertHolds(r1);
     });
@@ -110,9 +121,10 @@ function contract(name: string, make: () => Promise<Harness>, skip?: string) {
     it("a new driver over a table that already matches writes nothing", async () => {
       const d = new NftDriver(h.kernel);
       d.setDesired(r1);
+      const written = h.kernel.scripts.length;
       const res = await d.apply();
       assert.deepEqual(res, { wrote: "nothing", bytes: 0, drift: [] });
-      assert.equal(h.kernel.scripts.length, 1);
+      assert.equal(h.kernel.scripts.length, written);
     });
 
     it("writes later changes as a delta, never replacing the table", async () => {
@@ -170,6 +182,24 @@ function contract(name: string, make: () => Promise<Harness>, skip?: string) {
       assert.equal(res.wrote, "delta");
       await assertHolds(r2);
     });
+
+    it("a creation that failed at its second transaction is finished by a delta", async () => {
+      await h.removeTable();
+      const d = new NftDriver(h.kernel);
+      d.setDesired(r2);
+      h.kernel.failNextRun(1);
+      await assert.rejects(d.apply(), /injected/);
+      assert.equal(d.dirty, true);
+      // The sets and leaf chains are there, no hook yet.
+      const partial = await h.holds();
+      assert.ok(partial);
+      assert.equal(partial.base.size, 0);
+      assert.equal(partial.sets.size, r2.sets.size);
+      const res = await d.apply();
+      assert.equal(res.wrote, "delta");
+      assert.doesNotMatch(h.kernel.scripts.at(-1) ?? "", /delete table/);
+      await assertHolds(r2);
+    });
   });
 }
 
@@ -181,6 +211,9 @@ contract("fake kernel", async () => {
       fake.table?.chains.set("forward", []);
     },
     holds: async () => fake.table,
+    removeTable: async () => {
+      fake.table = undefined;
+    },
   };
 });
 
@@ -198,6 +231,9 @@ function realHarness(ns: Netns): Harness {
     holds: async () => {
       const text = await kernel.list();
       return text === undefined ? undefined : parseNftListing(text).ruleset;
+    },
+    removeTable: async () => {
+      await ns.sh("nft", "delete", "table", "inet", "twill");
     },
   };
 }

@@ -1,9 +1,9 @@
 // The nftables driver: keeps twill's table (`inet twill`) equal to the
-// renderer's desired ruleset, in one `nft -f -` transaction per apply.
+// renderer's desired ruleset, one `nft -f -` transaction per apply.
 //
 //   setDesired(r) ──► apply():
 //     read back needed? (first apply, nftablesRefreshInterval, after a failure)
-//       ├─ no table              → full transaction (table created atomically)
+//       ├─ no table              → create it (below)
 //       ├─ kernel == desired     → nothing (a restart with unchanged resources
 //       │                          writes nothing: no established flow notices)
 //       ├─ kernel readable       → renderDelta(kernel, desired): the minimal repair;
@@ -12,14 +12,29 @@
 //                                  transaction, so no packet sees an empty table)
 //     otherwise                  → renderDelta(last written, desired), or nothing
 //
+// Creating the table from nothing takes two transactions: first the IP sets
+// with their elements and the "leaf" chains (policy and profile chains:
+// no jump, goto or verdict map), then everything else, every base chain
+// among it. Until the second commits the table has no hook, so packets see
+// no table at all, as before the first: nothing is ever less filtered than
+// it was. Why: the kernel (6.x) walks the whole transaction's list each time
+// a rule binds an anonymous set (`ip saddr { a, b }`), so one transaction of
+// ~80,000 rules with ~1,000 such sets cost ~1 s of kernel time more than the
+// same work split this way (bench/dataplane.ts, docs/benchmarks.md).
+//
+// Deltas are written as one table block (renderDelta's "table-block"): with
+// 50,000 set elements in the table nft 1.0.6 applies it ~3× faster than the
+// same change as separate commands.
+//
 // A failed transaction changes nothing in the kernel (nft is atomic); the
-// driver stays dirty and reads the kernel back before its next attempt.
+// driver stays dirty and reads the kernel back before its next attempt (a
+// creation that failed at its second step is then repaired by a delta).
 // Every object lives in our own table, so a fresh process finds all of it by
 // reading that one table.
 import { TwillError } from "../util/errors.js";
 import { diffRulesets, parseNftListing } from "./nft-listing.js";
 import { NFT_FAMILY, NFT_TABLE, renderDelta, renderFullTransaction } from "./render-nft.js";
-import type { RenderedRuleset, RenderedSet } from "./render-nft.js";
+import type { DeltaOptions, RenderedRuleset, RenderedSet } from "./render-nft.js";
 import type { RunCommand } from "./run-command.js";
 import { stderrSummary } from "./run-command.js";
 
@@ -76,7 +91,11 @@ export class NftDriver {
     try {
       const result = this.#resyncNeeded
         ? await this.#reconcile(desired, signal)
-        : await this.#write(renderDelta(this.#lastWritten ?? desired, desired), "delta", signal);
+        : await this.#write(
+            renderDelta(this.#lastWritten ?? desired, desired, DELTA),
+            "delta",
+            signal,
+          );
       this.#lastWritten = desired;
       this.#resyncNeeded = false;
       if (this.#desired === desired) this.#dirty = false;
@@ -98,10 +117,21 @@ export class NftDriver {
     return { wrote: kind, bytes: script.length, drift: [] };
   }
 
+  /** The table from nothing: sets and leaf chains, then the rest (see the header). */
+  async #create(desired: RenderedRuleset, signal?: AbortSignal): Promise<NftApplyResult> {
+    const leaves = leafStage(desired);
+    const first = renderFullTransaction(leaves);
+    const second = renderDelta(leaves, desired, DELTA);
+    await this.#kernel.run(first, signal);
+    if (second !== "") await this.#kernel.run(second, signal);
+    return { wrote: "full", bytes: first.length + second.length, drift: [] };
+  }
+
   async #reconcile(desired: RenderedRuleset, signal?: AbortSignal): Promise<NftApplyResult> {
     const full = () => this.#write(renderFullTransaction(desired), "full", signal);
     const text = await this.#kernel.list(signal);
-    if (text === undefined) return { ...(await full()), drift: ["table missing"] };
+    if (text === undefined)
+      return { ...(await this.#create(desired, signal)), drift: ["table missing"] };
     let parsed;
     try {
       parsed = parseNftListing(text);
@@ -113,7 +143,7 @@ export class NftDriver {
     if (drift.length === 0) return { wrote: "nothing", bytes: 0, drift };
     let delta: string | undefined;
     try {
-      delta = renderDelta(parsed.ruleset, desired);
+      delta = renderDelta(parsed.ruleset, desired, DELTA);
     } catch {
       // The kernel's objects cannot be morphed (a hook or set type changed): replace them all.
       delta = undefined;
@@ -128,6 +158,30 @@ export class NftDriver {
     }
     return { ...(await full()), drift };
   }
+}
+
+const DELTA: DeltaOptions = { additions: "table-block" };
+
+/**
+ * What the first transaction of a creation holds: every set, and the chains
+ * that jump nowhere and name no map (so they refer to sets only). Nothing in
+ * it is reachable from a hook.
+ */
+export function leafStage(r: RenderedRuleset): RenderedRuleset {
+  const chains = new Map<string, string[]>();
+  const comments = new Map<string, string>();
+  for (const [name, rules] of r.chains) {
+    if (r.base.has(name)) continue;
+    const leaf = rules.every((rule) => {
+      const refs = references(rule);
+      return refs.chains.length === 0 && refs.sets.every((s) => r.sets.has(s));
+    });
+    if (!leaf) continue;
+    chains.set(name, rules);
+    const c = r.comments.get(name);
+    if (c !== undefined) comments.set(name, c);
+  }
+  return { chains, base: new Map(), comments, sets: r.sets, maps: new Map() };
 }
 
 // ---------------------------------------------------------------------------
@@ -373,12 +427,47 @@ export function fakeNftKernel(): FakeNftKernel {
           const block = parseNftListing(lines.slice(i, end + 1).join("\n"));
           if (block.extra.length > 0)
             throw new TwillError("Unavailable", `fake nft: unsupported ${block.extra[0]}`);
+          // As nft merges a block into a table: new objects are created, the
+          // elements of existing sets and maps added, rules appended to
+          // existing chains (whose hook and comment stay as they are).
           const t = (table ??= emptyRuleset());
-          for (const [k, v] of block.ruleset.sets) t.sets.set(k, v);
-          for (const [k, v] of block.ruleset.maps) t.maps.set(k, v);
-          for (const [k, v] of block.ruleset.base) t.base.set(k, v);
-          for (const [k, v] of block.ruleset.comments) t.comments.set(k, v);
-          for (const [k, v] of block.ruleset.chains) t.chains.set(k, v);
+          for (const [k, v] of block.ruleset.sets) {
+            const old = t.sets.get(k);
+            if (!old) t.sets.set(k, v);
+            else if (old.type !== v.type)
+              throw new TwillError(
+                "Unavailable",
+                `Error: Could not process rule: File exists (set ${k})`,
+              );
+            else old.elements = [...new Set([...old.elements, ...v.elements])].sort();
+          }
+          for (const [k, v] of block.ruleset.maps) {
+            const old = t.maps.get(k);
+            if (!old) t.maps.set(k, v);
+            else {
+              for (const [key, verdict] of v.elements) {
+                const had = old.elements.get(key);
+                if (had !== undefined && had !== verdict)
+                  throw new TwillError(
+                    "Unavailable",
+                    `Error: Could not process rule: File exists (map ${k} key ${key})`,
+                  );
+                old.elements.set(key, verdict);
+              }
+            }
+          }
+          for (const [k, rules] of block.ruleset.chains) {
+            const old = t.chains.get(k);
+            if (old) {
+              old.push(...rules);
+              continue;
+            }
+            t.chains.set(k, [...rules]);
+            const b = block.ruleset.base.get(k);
+            if (b) t.base.set(k, b);
+            const c = block.ruleset.comments.get(k);
+            if (c !== undefined) t.comments.set(k, c);
+          }
           for (const [k, rules] of block.ruleset.chains) {
             for (const r of rules) checkReferences(t, r, `chain ${k}`);
           }

@@ -22,10 +22,22 @@
 //   <TAB>}
 //   }
 //
+// One exception to "no normalising": protocol numbers. nft prints a protocol
+// by the name the machine's /etc/protocols gives it (getprotobynumber: 47 as
+// "gre", 132 as "sctp") and by number only when there is none, while the
+// renderer writes numbers except for the few names nft's grammar knows as
+// keywords (input must parse on any machine). So the protocol after
+// `meta l4proto` (alone, after `!=` or in `{ … }`) and the protocol field of
+// named-port set elements are mapped back to the renderer's text: a name
+// through the table below (Debian netbase's /etc/protocols), a number through
+// protocolText. A name missing from the table is left alone: the object then
+// reads as changed and is rewritten, never wrongly taken as unchanged.
+//
 // Anything else in an object (a set's size, timeout, counters, a chain's
 // device) is kept under `extra`, so it makes the comparison fail and the
 // driver rewrites the object: the table is ours alone.
 import { TwillError } from "../util/errors.js";
+import { protocolText } from "./render-nft.js";
 import type { BaseChain, RenderedRuleset, RenderedSet } from "./render-nft.js";
 
 /** A parsed listing, with what the renderer never writes. */
@@ -37,6 +49,113 @@ export interface ParsedListing {
 
 const BASE_SPEC =
   /^type (filter|nat) hook (prerouting|input|forward|output|postrouting) priority (raw|mangle|filter|srcnat); policy (accept);$/;
+
+/** Protocol names nft may print (glibc getprotobynumber over netbase's /etc/protocols). */
+const PROTOCOL_NUMBERS: Readonly<Record<string, number>> = {
+  ip: 0,
+  hopopt: 0,
+  icmp: 1,
+  igmp: 2,
+  ggp: 3,
+  ipencap: 4,
+  st: 5,
+  tcp: 6,
+  egp: 8,
+  igp: 9,
+  pup: 12,
+  udp: 17,
+  hmp: 20,
+  "xns-idp": 22,
+  rdp: 27,
+  "iso-tp4": 29,
+  dccp: 33,
+  xtp: 36,
+  ddp: 37,
+  "idpr-cmtp": 38,
+  ipv6: 41,
+  "ipv6-route": 43,
+  "ipv6-frag": 44,
+  idrp: 45,
+  rsvp: 46,
+  gre: 47,
+  esp: 50,
+  ah: 51,
+  skip: 57,
+  "ipv6-icmp": 58,
+  "ipv6-nonxt": 59,
+  "ipv6-opts": 60,
+  rspf: 73,
+  vmtp: 81,
+  eigrp: 88,
+  ospf: 89,
+  "ax.25": 93,
+  ipip: 94,
+  etherip: 97,
+  encap: 98,
+  pim: 103,
+  ipcomp: 108,
+  vrrp: 112,
+  l2tp: 115,
+  isis: 124,
+  sctp: 132,
+  fc: 133,
+  "mobility-header": 135,
+  udplite: 136,
+  "mpls-in-ip": 137,
+  manet: 138,
+  hip: 139,
+  shim6: 140,
+  wesp: 141,
+  rohc: 142,
+  ethernet: 143,
+};
+
+/** A protocol as nft printed it (name or number) in the renderer's text; unknown names unchanged. */
+function canonicalProtocol(token: string): string {
+  const n = /^[0-9]{1,3}$/.test(token) ? Number(token) : PROTOCOL_NUMBERS[token];
+  return n === undefined || n > 255 ? token : protocolText(n);
+}
+
+const L4PROTO = /meta l4proto (!= )?(\{ [^}]* \}|[^\s{}]+)/g;
+
+/**
+ * A rule with its `meta l4proto` protocols in the renderer's text (see the
+ * file header). Quoted strings (comments, log prefixes) are left alone.
+ */
+export function normaliseProtocols(rule: string): string {
+  if (!rule.includes("meta l4proto")) return rule;
+  // Odd pieces of a split on quotes are inside a string.
+  return rule
+    .split('"')
+    .map((piece, i) =>
+      i % 2 === 1
+        ? piece
+        : piece.replace(L4PROTO, (_all, not: string | undefined, value: string) => {
+            const text = value.startsWith("{")
+              ? `{ ${value
+                  .slice(1, -1)
+                  .split(",")
+                  .map((p) => canonicalProtocol(p.trim()))
+                  .join(", ")} }`
+              : canonicalProtocol(value);
+            return `meta l4proto ${not ?? ""}${text}`;
+          }),
+    )
+    .join('"');
+}
+
+/** Elements of a set whose type has an inet_proto field, with that field in the renderer's text. */
+function normaliseProtocolElements(type: string, elements: string[]): string[] {
+  const fields = type.split(" . ");
+  const at = fields.indexOf("inet_proto");
+  if (at < 0) return elements;
+  return elements.map((e) => {
+    const parts = e.split(" . ");
+    if (parts.length !== fields.length) return e;
+    parts[at] = canonicalProtocol(parts[at] ?? "");
+    return parts.join(" . ");
+  });
+}
 
 function parseElements(text: string): string[] {
   // text: "elements = { a, b, c }" (joined from its lines).
@@ -120,7 +239,7 @@ export function parseNftListing(text: string): ParsedListing {
           extra.push(`chain ${name}: ${l}`);
           continue;
         }
-        rules.push(l);
+        rules.push(normaliseProtocols(l));
       }
       ruleset.chains.set(name, rules);
       continue;
@@ -138,7 +257,11 @@ export function parseNftListing(text: string): ParsedListing {
     }
     if (type === undefined) fail(`${what} ${name} has no type`);
     if (what === "set") {
-      const s: RenderedSet = { type: type ?? "", flags, elements };
+      const s: RenderedSet = {
+        type: type ?? "",
+        flags,
+        elements: normaliseProtocolElements(type ?? "", elements),
+      };
       if (comment !== undefined) s.comment = comment;
       ruleset.sets.set(name, s);
     } else {

@@ -240,7 +240,13 @@ const PORT_PROTOCOLS: Readonly<Record<number, string>> = {
 };
 const PORT_PROTOCOL_SET = "{ tcp, udp, sctp, udplite }";
 
-function protocolText(n: number): string {
+/**
+ * A protocol number as the renderer writes it: the few names nft's grammar
+ * knows as keywords, otherwise the number. nft prints every protocol that the
+ * machine's /etc/protocols names by that name (47 as "gre"), so the listing
+ * reader (nft-listing.ts) maps names back through this function.
+ */
+export function protocolText(n: number): string {
   return PROTOCOL_NAMES[n] ?? String(n);
 }
 

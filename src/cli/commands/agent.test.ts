@@ -45,7 +45,7 @@ describe("twill agent (command line)", () => {
         "agent",
         "--node-name",
         "host-1",
-        "--ip",
+        "--node-ipv4",
         "10.0.0.1/24",
         "--health-port",
         "9100",
@@ -54,7 +54,7 @@ describe("twill agent (command line)", () => {
       ],
       flags: {
         nodeName: "host-1",
-        ip: "10.0.0.1/24",
+        nodeIPv4: "10.0.0.1/24",
         healthPort: "9100",
         configFile: "/etc/a.yaml",
       },

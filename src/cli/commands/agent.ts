@@ -56,7 +56,7 @@ HTTP (--health-host, --health-port): /livez, /readyz, /metrics.
 SIGTERM stops the agent and leaves the kernel as it is.
 
 Examples:
-  twill agent --node-name host-1 --ip 10.0.0.1/24
+  twill agent --node-name host-1 --node-ipv4 10.0.0.1/24 --as-number 64512
   twill --etcd-endpoints http://10.0.0.10:2379 agent --config /etc/twill/agent.yaml`,
     )
     .action(async (_opts: unknown, command: Command) => {

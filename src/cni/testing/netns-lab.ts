@@ -14,12 +14,22 @@
 //
 // The default route matters: the host answers the workload's ARP for
 // 169.254.1.1 by proxy ARP only with a route covering that address.
+//
+// With an agent (startAgent): a relay in the host namespace gives it
+// 127.0.0.1:2379 (the agent's etcd client speaks TCP only), and `twill
+// agent` runs there as it would on a real host:
+//
+//   host namespace: twill agent ─► 127.0.0.1:2379 relay ─► <dir>/etcd.sock ─► etcd
+//
+// Every process the lab starts (agents, relays, servers) is killed by
+// close(), and so is anything else still running in one of its namespaces.
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm, symlink } from "node:fs/promises";
 import { createConnection, createServer } from "node:net";
 import type { Server, Socket } from "node:net";
+import type { ChildProcess } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -29,6 +39,8 @@ const exec = promisify(execFile);
 
 /** The plugin as built: dist/src/cni/main.js. */
 export const PLUGIN_MAIN = fileURLToPath(new URL("../main.js", import.meta.url));
+/** The twill CLI as built (for `twill agent`). */
+export const TWILL_MAIN = fileURLToPath(new URL("../../bin/twill.js", import.meta.url));
 
 export const UPLINK_V4 = "192.168.254.1";
 export const UPLINK_V6 = "fd00:254::1";
@@ -51,6 +63,23 @@ export interface PluginCall {
   /** stdout parsed, when it is JSON. */
   json: Record<string, unknown> | undefined;
   ms: number;
+}
+
+/** `twill agent` running in a host namespace of the lab. */
+export interface LabAgent {
+  /** Its JSON log lines so far, parsed. */
+  readonly lines: Record<string, unknown>[];
+  /** The first log line (already logged or still to come) that `pred` accepts. */
+  waitForLog(pred: (line: Record<string, unknown>) => boolean, ms?: number): Promise<unknown>;
+  /** SIGTERM, and its exit code. */
+  stop(): Promise<number | null>;
+}
+
+export interface StartAgentOptions {
+  /** Its Node name (--node-name). */
+  node: string;
+  /** More flags for `twill agent`. */
+  args?: readonly string[];
 }
 
 export interface NetnsLab {
@@ -84,9 +113,88 @@ export interface NetnsLab {
    * veth, the gateway trick and the host's routes).
    */
   reach(host: string, ns: string, address: string): Promise<string>;
+  /** Start a long-running command inside a namespace (killed by close()). */
+  spawn(ns: string, cmd: string, args: readonly string[]): ChildProcess;
+  /**
+   * Starts `twill agent` in `host` against the lab's etcd and resolves once
+   * it has programmed the dataplane for the first time.
+   */
+  startAgent(host: string, options: StartAgentOptions): Promise<LabAgent>;
+  /** TCP servers in `ns` on `ports` that greet every connection with "hi". */
+  serve(ns: string, ports: readonly number[]): Promise<void>;
+  /**
+   * One attempt (no retry) from `ns` to each "address:port" at once: true
+   * where the greeting came back within `timeoutMs` (default 1500).
+   */
+  probe(ns: string, targets: readonly string[], timeoutMs?: number): Promise<Record<string, boolean>>;
   /** Namespaces of this lab still present. */
   namespaces(): Promise<string[]>;
   close(): Promise<void>;
+}
+
+/** TCP greeters on the ports given: "hi\\n" to every connection; "ready" once listening. */
+const SERVER = `
+const net = require("node:net");
+const ports = process.argv.slice(1).map(Number);
+let left = ports.length;
+for (const port of ports) {
+  net.createServer((s) => { s.on("error", () => {}); s.end("hi\\n"); })
+    .listen(port, "::", () => { if (--left === 0) process.stdout.write("ready\\n"); });
+}
+`;
+
+/** Connects to every "address:port" in argv[1] (JSON) at once; prints {"address:port": true|false}. */
+const PROBE = `
+const net = require("node:net");
+const [targets, ms] = [JSON.parse(process.argv[1]), Number(process.argv[2])];
+Promise.all(targets.map((t) => new Promise((resolve) => {
+  const i = t.lastIndexOf(":");
+  const s = net.connect({ host: t.slice(0, i), port: Number(t.slice(i + 1)) });
+  const done = (ok) => { s.destroy(); resolve([t, ok]); };
+  s.setTimeout(ms, () => done(false));
+  s.on("data", (d) => done(String(d).startsWith("hi")));
+  s.on("error", () => done(false));
+}))).then((r) => process.stdout.write(JSON.stringify(Object.fromEntries(r))));
+`;
+
+/** In a host namespace: 127.0.0.1:<argv[2]> relayed to the unix socket argv[1]. */
+const RELAY = `
+const net = require("node:net");
+const [sock, port] = [process.argv[1], Number(process.argv[2])];
+net.createServer((c) => {
+  const u = net.connect(sock);
+  c.pipe(u); u.pipe(c);
+  c.on("error", () => u.destroy()); u.on("error", () => c.destroy());
+}).listen(port, "127.0.0.1", () => process.stdout.write("ready\\n"));
+`;
+
+/** Resolves when `child` prints a line equal to `want`; rejects when it exits first or after `ms`. */
+function lineFrom(child: ChildProcess, want: string, ms: number, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let out = "";
+    let err = "";
+    const timer = setTimeout(() => finish(new Error(`${what}: not ready within ${ms} ms`)), ms);
+    const onOut = (d: Buffer): void => {
+      out += d.toString("utf8");
+      if (out.split("\n").includes(want)) finish();
+    };
+    const onErr = (d: Buffer): void => {
+      err += d.toString("utf8");
+    };
+    const onExit = (code: number | null): void =>
+      finish(new Error(`${what} exited (${code}) before it was ready: ${err.slice(-500)}`));
+    const finish = (error?: Error): void => {
+      clearTimeout(timer);
+      child.stdout?.off("data", onOut);
+      child.stderr?.off("data", onErr);
+      child.off("exit", onExit);
+      if (error) reject(error);
+      else resolve();
+    };
+    child.stdout?.on("data", onOut);
+    child.stderr?.on("data", onErr);
+    child.once("exit", onExit);
+  });
 }
 
 async function listNamespaces(): Promise<string[]> {
@@ -118,6 +226,8 @@ export async function startNetnsLab(etcdEndpoint: string): Promise<NetnsLab> {
     client.pipe(upstream).pipe(client);
   });
   await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+  const children = new Set<ChildProcess>();
+  const relays = new Map<string, Promise<void>>();
   let hosts = 0;
   let workloads = 0;
   const nameOf = (ns: string): string => (ns.startsWith("/") ? (ns.split("/").pop() ?? ns) : ns);
@@ -138,6 +248,15 @@ export async function startNetnsLab(etcdEndpoint: string): Promise<NetnsLab> {
         stderr: e.stderr ?? "",
       };
     }
+  };
+  const spawnIn = (ns: string, cmd: string, args: readonly string[]): ChildProcess => {
+    // nsenter, not `ip netns exec`: the mounts stay as they are.
+    const child = spawn("nsenter", [`--net=/var/run/netns/${nameOf(ns)}`, cmd, ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    children.add(child);
+    child.once("exit", () => children.delete(child));
+    return child;
   };
   const ip = async (ns: string, args: readonly string[]): Promise<string> => {
     const { stdout } = await exec("ip", ["-n", nameOf(ns), ...args]);
@@ -255,13 +374,122 @@ export async function startNetnsLab(etcdEndpoint: string): Promise<NetnsLab> {
         server.kill();
       }
     },
+    spawn: spawnIn,
+    async startAgent(host, options) {
+      let relay = relays.get(host);
+      if (relay === undefined) {
+        const child = spawnIn(host, process.execPath, ["-e", RELAY, socketPath, "2379"]);
+        relay = lineFrom(child, "ready", 10_000, `etcd relay in ${host}`);
+        relays.set(host, relay);
+      }
+      await relay;
+      const child = spawnIn(host, process.execPath, [
+        TWILL_MAIN,
+        "--etcd-endpoints",
+        "http://127.0.0.1:2379",
+        "agent",
+        "--node-name",
+        options.node,
+        "--node-ipv4",
+        `${UPLINK_V4}/24`,
+        // One host, no peers: routes between hosts are not what the lab is for.
+        "--bgp-enabled",
+        "false",
+        ...(options.args ?? []),
+      ]);
+      const lines: Record<string, unknown>[] = [];
+      const waiters = new Set<() => void>();
+      let buffered = "";
+      let stderr = "";
+      child.stdout?.on("data", (d: Buffer) => {
+        buffered += d.toString("utf8");
+        const parts = buffered.split("\n");
+        buffered = parts.pop() ?? "";
+        for (const p of parts) {
+          try {
+            lines.push(JSON.parse(p) as Record<string, unknown>);
+          } catch {
+            lines.push({ msg: p });
+          }
+        }
+        for (const w of waiters) w();
+      });
+      child.stderr?.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
+      const exited = new Promise<number | null>((resolve) => {
+        child.once("exit", (code) => {
+          for (const w of waiters) w();
+          resolve(code);
+        });
+      });
+      const waitForLog: LabAgent["waitForLog"] = (pred, ms = 20_000) =>
+        new Promise((resolve, reject) => {
+          const check = (): void => {
+            const found = lines.find(pred);
+            if (found !== undefined) return finish(undefined, found);
+            if (child.exitCode !== null || child.signalCode !== null) {
+              finish(new Error(`the agent exited (${child.exitCode}): ${stderr.slice(-1000)}`));
+            }
+          };
+          const timer = setTimeout(() => {
+            const tail = lines.slice(-10).map((l) => JSON.stringify(l));
+            finish(new Error(`no such agent log line within ${ms} ms; last:\n${tail.join("\n")}`));
+          }, ms);
+          const finish = (err?: Error, line?: unknown): void => {
+            clearTimeout(timer);
+            waiters.delete(check);
+            if (err) reject(err);
+            else resolve(line);
+          };
+          waiters.add(check);
+          check();
+        });
+      await waitForLog((l) => l["msg"] === "dataplane programmed (first apply)");
+      return {
+        lines,
+        waitForLog,
+        async stop() {
+          if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+          return exited;
+        },
+      };
+    },
+    async serve(ns, ports) {
+      const child = spawnIn(ns, process.execPath, ["-e", SERVER, ...ports.map(String)]);
+      await lineFrom(child, "ready", 10_000, `servers in ${ns}`);
+    },
+    async probe(ns, targets, timeoutMs = 1500) {
+      const r = await run(ns, process.execPath, [
+        "-e",
+        PROBE,
+        JSON.stringify(targets),
+        String(timeoutMs),
+      ]);
+      if (r.code !== 0) throw new Error(`probe from ${ns} failed: ${r.stderr}`);
+      return JSON.parse(r.stdout) as Record<string, boolean>;
+    },
     async namespaces() {
       return (await listNamespaces()).filter((n) => n.startsWith(`${prefix}-`));
     },
     async close() {
-      for (const name of await listNamespaces()) {
-        if (name.startsWith(`${prefix}-`))
-          await exec("ip", ["netns", "del", name]).catch(() => undefined);
+      const exits = [...children].map(
+        (c) => new Promise<void>((resolve) => (c.exitCode !== null ? resolve() : c.once("exit", () => resolve()))),
+      );
+      for (const c of children) c.kill("SIGTERM");
+      const timeout = new Promise<void>((resolve) => setTimeout(resolve, 5000).unref());
+      await Promise.race([Promise.all(exits), timeout]);
+      for (const c of children) c.kill("SIGKILL");
+      const ours = (await listNamespaces()).filter((n) => n.startsWith(`${prefix}-`));
+      for (const name of ours) {
+        // Anything still running in our namespaces (a plugin left by a failed test) goes too.
+        const { stdout } = await exec("ip", ["netns", "pids", name]).catch(() => ({ stdout: "" }));
+        for (const pid of stdout.split("\n").filter((p) => /^\d+$/.test(p))) {
+          try {
+            process.kill(Number(pid), "SIGKILL");
+          } catch {
+            // Gone meanwhile.
+          }
+        }
+        await exec("ip", ["netns", "del", name]).catch(() => undefined);
       }
       for (const s of sockets) s.destroy();
       await new Promise((resolve) => server.close(resolve));
