@@ -68,6 +68,11 @@ const BENCHMARKS: Record<string, BenchEntry> = {
       "2,000 endpoints / 10,000 rules / 50,000 set members into a netns through the real drivers vs plain nft -f (first_apply_s, endpoint_add_ms)",
     load: () => import("./dataplane.js"),
   },
+  "packet-path": {
+    description:
+      "one TCP stream between two workloads through 1,000 policy rules per direction vs no twill table (ratio, Gbit/s)",
+    load: () => import("./packet-path.js"),
+  },
 };
 
 function listBenchmarks(write: (line: string) => void): void {

@@ -214,6 +214,20 @@ const cases: Case[] = [
     },
   },
   {
+    name: "an external router peering with the reflectors learns every block: reflectors pass on learned routes to it, clients do not",
+    inputs: baseInputs({
+      nodes: rrNodes,
+      nodeName: "rr-1",
+      bgpConfigurations: [meshOff],
+      bgpPeers: [rrPeer, peer("tor", { peerIP: "10.0.0.254", asNumber: 65000 })],
+    }),
+    check(m) {
+      assert.equal(session(m, "10.0.0.254").exportLearned, true);
+      const client = buildBgpModel({ ...this.inputs, nodeName: "host-1" });
+      assert.equal(session(client, "10.0.0.254").exportLearned, false);
+    },
+  },
+  {
     name: "reversePeering Manual: selected nodes do not peer back",
     inputs: baseInputs({
       nodes: rrNodes,
@@ -439,6 +453,18 @@ const cases: Case[] = [
           "fd00:65::1:1/128 borrowed",
         ],
       );
+    },
+  },
+  {
+    name: "workload addresses may carry a host prefix length; anything else is reported",
+    inputs: baseInputs({
+      localWorkloadAddresses: ["10.65.8.8/32", "10.65.9.0/24", "nonsense"],
+      workloadInterfacePrefix: 'tw" bad',
+    }),
+    check(m) {
+      assert.deepEqual(m.borrowed, ["10.65.8.8/32"]);
+      assert.equal(m.workloadInterfacePrefix, "tw");
+      assert.equal(m.problems.length, 3, m.problems.join("\n"));
     },
   },
   {

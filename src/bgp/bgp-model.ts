@@ -284,7 +284,7 @@ export function buildBgpModel(inputs: BgpInputs): BgpModel {
   }
   const borrowed: CIDR[] = [];
   for (const text of [...new Set(inputs.localWorkloadAddresses)]) {
-    const ip = parseIP(text);
+    const ip = hostAddress(text);
     if (!ip) {
       problems.push(`local workload address "${text}" is not an IP address: ignored`);
       continue;
@@ -357,7 +357,7 @@ export function buildBgpModel(inputs: BgpInputs): BgpModel {
     accepted: accepted.map((a) => formatCIDR(a.cidr)),
     rejected: blockSet.map(formatCIDR),
     workloadRouteProtocol: inputs.workloadRouteProtocol ?? TWILL_ROUTE_PROTOCOL,
-    workloadInterfacePrefix: inputs.workloadInterfacePrefix ?? "tw",
+    workloadInterfacePrefix: interfacePrefix(inputs.workloadInterfacePrefix, problems),
     ignoredInterfaces: [...new Set(defaultConfig?.ignoredInterfaces ?? [])].sort(cmpStr),
     timers,
     problems: [...new Set(problems)].sort(cmpStr),
@@ -661,7 +661,10 @@ function addSession(ctx: SessionContext, target: Target, o: SessionOptions): voi
     // reflected from another subnet keep their originator as next hop).
     // eBGP: direct when the peer is on our subnet (TTL 1), else multihop.
     connection: !internal && cidrContainsIP(own.subnet, target.ip) ? "direct" : "multihop",
-    exportLearned: self.clusterId !== undefined && internal,
+    // Reflectors pass on what they learned: to iBGP peers (BIRD applies the
+    // reflection rules) and to explicit external peers (a ToR or upstream
+    // router that peers only with the reflectors still learns every block).
+    exportLearned: self.clusterId !== undefined && (internal || o.scope !== "mesh"),
     timers,
   };
   if (target.peerNode) session.peerNode = target.peerNode.name;
@@ -796,6 +799,27 @@ function uniqueCidrs(texts: readonly string[], what: string, problems: string[])
     seen.set(formatCIDR(canon), canon);
   }
   return [...seen.values()].sort(cmpCidr).map((cidr) => ({ cidr }));
+}
+
+/** "10.65.0.5", or "10.65.0.5/32" as the agent's routes spell it; undefined otherwise. */
+function hostAddress(text: string): IPAddress | undefined {
+  const cidr = parseCIDR(text, { allowBareIP: true });
+  if (!cidr || cidr.hostBitsSet || cidr.prefixLength !== (cidr.family === 4 ? 32 : 128)) {
+    return undefined;
+  }
+  return { family: cidr.family, value: cidr.network };
+}
+
+const DEFAULT_INTERFACE_PREFIX = "tw";
+
+/** The workload interface prefix, if it is safe in a BIRD interface pattern. */
+function interfacePrefix(prefix: string | undefined, problems: string[]): string {
+  if (prefix === undefined) return DEFAULT_INTERFACE_PREFIX;
+  if (/^[A-Za-z0-9_.-]{1,14}$/.test(prefix)) return prefix;
+  problems.push(
+    `workload interface prefix "${prefix}" is not 1-14 letters, digits, '_', '.' or '-': "${DEFAULT_INTERFACE_PREFIX}" used`,
+  );
+  return DEFAULT_INTERFACE_PREFIX;
 }
 
 function formatAddress(ip: IPAddress): string {

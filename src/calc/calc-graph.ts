@@ -37,7 +37,7 @@ import type { HostEndpoint } from "../api/schemas/host-endpoint.js";
 import type { GlobalNetworkSet, NetworkSet } from "../api/schemas/network-set.js";
 import type { K8sNetworkPolicy } from "../api/schemas/k8s-network-policy.js";
 import { DEFAULT_TIER_ORDER } from "../api/schemas/tier.js";
-import { parseCIDR, formatCIDR } from "../api/ip.js";
+import { parseCIDR, formatIP } from "../api/ip.js";
 import { parseSelector } from "../selector/index.js";
 import type { Selector } from "../selector/index.js";
 import { LabelIndex } from "./label-index.js";
@@ -204,17 +204,15 @@ function policyIdOf(tier: string, name: string, namespace?: string): string {
 
 /**
  * Canonical CIDR texts, in an exactly sized array (one per endpoint: an array
- * grown by push would carry room for 16 more). A text already canonical is
- * kept as given, a flat string, rather than rebuilt.
+ * grown by push would carry room for 16 more), each a flat string (joined,
+ * see itemIdOf).
  */
 function canonicalNets(texts: readonly string[] | undefined): string[] {
   if (texts === undefined || texts.length === 0) return [];
   const out: string[] = [];
   for (const t of texts) {
     const c = parseCIDR(t, { allowBareIP: true });
-    if (!c) continue;
-    const canonical = formatCIDR(c);
-    out.push(canonical === t ? t : canonical);
+    if (c) out.push([formatIP(c.family, c.network), c.prefixLength].join("/"));
   }
   return out.slice();
 }

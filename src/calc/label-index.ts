@@ -289,10 +289,8 @@ function smallSetAdd<T>(set: SmallSet<T> | undefined, x: T): SmallSet<T> {
   if (!Array.isArray(set)) return set.add(x);
   const n = set.length;
   if (n >= SMALL_SET_MAX) return new Set(set).add(x);
-  const out = new Array<T>(n + 1);
-  for (let k = 0; k < n; k++) out[k] = set[k]!;
-  out[n] = x;
-  return out;
+  set.push(x);
+  return set;
 }
 
 /** Removes `x`; undefined when nothing is left. */

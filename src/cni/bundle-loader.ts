@@ -24,7 +24,7 @@ import { createHash } from "node:crypto";
 import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { basename, dirname, join } from "node:path";
-import { Script } from "node:vm";
+import { Script, constants as vmConstants } from "node:vm";
 
 export const BUNDLE_NAME = "twill-cni.cjs";
 
@@ -79,7 +79,12 @@ export function loadBundle(bundle: string, cache: string): BundledProgram {
   // The wrapper Node's CommonJS loader puts around a file.
   const script = new Script(
     `(function (exports, require, module, __filename, __dirname) {${source}\n})`,
-    { filename: bundle, ...(cachedData ? { cachedData } : {}) },
+    {
+      filename: bundle,
+      // import() of Node's own modules (node:https), as in any module.
+      importModuleDynamically: vmConstants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+      ...(cachedData ? { cachedData } : {}),
+    },
   );
   const cacheAccepted = cachedData !== undefined && !script.cachedDataRejected;
   const module = { exports: {} as Partial<BundleExports> };

@@ -14,9 +14,14 @@
 // equal to zero are left out by the gateway. A request that may have reached
 // etcd is not sent again after a failure (a write could apply twice): it fails
 // with "Unavailable", and the caller (IPAM's compare-and-swap loop) reads again.
+//
+// Start-up cost matters here (a CNI call is a new process): node:https (and
+// with it TLS) is loaded only for https:// endpoints, and requests name no
+// TLS server name over plain HTTP, which spares node:http's agent compiling
+// its IPv6 address pattern (~10 ms) to work one out.
 import { readFileSync } from "node:fs";
 import http from "node:http";
-import https from "node:https";
+import type https from "node:https";
 import type {
   Backend,
   Compare,
@@ -172,10 +177,19 @@ function readPem(what: string, path: string | undefined): Buffer | undefined {
   }
 }
 
+/** The HTTP(S) module and the connection pool requests go through. */
+interface Transport {
+  lib: typeof http | typeof https;
+  agent: http.Agent;
+  /** TLS options for a connection of its own (a watch), none over plain HTTP. */
+  tls: Record<string, unknown>;
+}
+
 export class EtcdHttpBackend implements Backend {
   readonly endpoints: readonly string[];
   #urls: URL[];
-  #agent: http.Agent;
+  #tlsFiles: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+  #transport: Transport | undefined;
   #timeoutMs: number;
   #auth: { username: string; password: string } | undefined;
   #token: string | undefined;
@@ -208,14 +222,28 @@ export class EtcdHttpBackend implements Backend {
       }
       this.#auth = { username: options.username, password: options.password };
     }
-    this.#agent = secure
-      ? new https.Agent({
-          keepAlive: true,
-          ...optional("ca", readPem("CA certificate", tls.ca)),
-          ...optional("cert", readPem("client certificate", tls.cert)),
-          ...optional("key", readPem("client key", tls.key)),
-        })
-      : new http.Agent({ keepAlive: true });
+    // Read now: a missing file is a configuration error, reported at once.
+    this.#tlsFiles = {
+      ...optional("ca", readPem("CA certificate", tls.ca)),
+      ...optional("cert", readPem("client certificate", tls.cert)),
+      ...optional("key", readPem("client key", tls.key)),
+    };
+    if (!secure) {
+      this.#transport = { lib: http, agent: new http.Agent({ keepAlive: true }), tls: {} };
+    }
+  }
+
+  /** The transport, node:https loaded on first use. */
+  async #open(): Promise<Transport> {
+    if (this.#transport) return this.#transport;
+    const lib = (await import("node:https")).default;
+    // Another call may have got here first while the module loaded.
+    this.#transport ??= {
+      lib,
+      agent: new lib.Agent({ keepAlive: true, ...this.#tlsFiles }),
+      tls: { ...this.#tlsFiles },
+    };
+    return this.#transport;
   }
 
   async get(key: string): Promise<KvEntry | undefined> {
@@ -309,7 +337,7 @@ export class EtcdHttpBackend implements Backend {
     if (this.#closed) return;
     this.#closed = true;
     for (const close of [...this.#closers]) close();
-    this.#agent.destroy();
+    this.#transport?.agent.destroy();
   }
 
   #where(): string {
@@ -332,13 +360,14 @@ export class EtcdHttpBackend implements Backend {
     if (this.#auth && this.#token === undefined && path !== "/v3/auth/authenticate") {
       await this.#authenticate(deadline);
     }
+    const transport = await this.#open();
     let lastError: unknown;
     for (let attempt = 0; attempt < Math.max(3, 2 * this.#urls.length); attempt++) {
       if (this.#closed) throw this.#closedError();
       const index = (this.#preferred + attempt) % this.#urls.length;
       const url = this.#urls[index] as URL;
       try {
-        const { status, json } = await this.#post(url, path, text, deadline);
+        const { status, json } = await this.#post(transport, url, path, text, deadline);
         this.#preferred = index;
         if (status === 200) return json as T;
         const error = json as GatewayError;
@@ -421,13 +450,13 @@ export class EtcdHttpBackend implements Backend {
   }
 
   #post(
+    transport: Transport,
     url: URL,
     path: string,
     body: string,
     deadline: number,
   ): Promise<{ status: number; json: unknown }> {
     return new Promise((resolve, reject) => {
-      const lib = url.protocol === "https:" ? https : http;
       let sent = false;
       let settled = false;
       const fail = (err: TransportError): void => {
@@ -438,12 +467,12 @@ export class EtcdHttpBackend implements Backend {
         reject(err);
       };
       const onClose = (): void => fail(new TransportError("the client was closed", !sent));
-      const req = lib.request(
+      const req = transport.lib.request(
         {
           ...target(url),
           method: "POST",
           path,
-          agent: this.#agent,
+          agent: transport.agent,
           headers: this.#headers(Buffer.byteLength(body)),
         },
         (res) => {
@@ -532,9 +561,10 @@ export class EtcdHttpBackend implements Backend {
     let failingSince: number | undefined;
     let attempt = 0;
     try {
+      const transport = await this.#open();
       for (;;) {
         const id = ++streamId;
-        request = this.#openWatch(prefix, next, id, push);
+        request = this.#openWatch(transport, prefix, next, id, push);
         timer = setTimeout(
           () =>
             push({
@@ -621,6 +651,7 @@ export class EtcdHttpBackend implements Backend {
 
   /** Starts one watch stream; its messages and its end go to `push`. */
   #openWatch(
+    transport: Transport,
     prefix: string,
     startRevision: number,
     id: number,
@@ -640,16 +671,15 @@ export class EtcdHttpBackend implements Backend {
         prev_kv: true,
       },
     });
-    const lib = url.protocol === "https:" ? https : http;
     // Watches get their own connection: a long-lived stream must not hold a
     // pooled socket that unary requests wait for.
-    const req = lib.request({
+    const req = transport.lib.request({
       ...target(url),
       method: "POST",
       path: "/v3/watch",
       headers: this.#headers(Buffer.byteLength(body)),
       agent: false,
-      ...(url.protocol === "https:" ? tlsOf(this.#agent) : {}),
+      ...transport.tls,
     });
     let ended = false;
     const failed = (error: Error): void => {
@@ -724,15 +754,15 @@ function hostOf(url: URL): string {
   return url.protocol === "unix:" ? url.pathname : url.host;
 }
 
-/** Where a request goes: host and port, or a unix socket (reachable from any network namespace). */
-function target(url: URL): http.RequestOptions {
-  if (url.protocol === "unix:") return { socketPath: url.pathname };
-  return { protocol: url.protocol, hostname: url.hostname, port: url.port };
-}
-
-function tlsOf(agent: http.Agent): Record<string, unknown> {
-  const o = (agent as https.Agent).options;
-  return { ca: o.ca, cert: o.cert, key: o.key };
+/**
+ * Where a request goes: host and port, or a unix socket (reachable from any
+ * network namespace). Over plain HTTP an empty TLS server name, so that the
+ * agent does not work one out (see the header); https works it out as usual.
+ */
+function target(url: URL): https.RequestOptions {
+  if (url.protocol === "unix:") return { socketPath: url.pathname, servername: "" };
+  const where = { protocol: url.protocol, hostname: url.hostname, port: url.port };
+  return url.protocol === "https:" ? where : { ...where, servername: "" };
 }
 
 function optional<K extends string, V>(key: K, value: V | undefined): Partial<Record<K, V>> {

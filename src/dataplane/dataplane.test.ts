@@ -86,6 +86,7 @@ describe("dataplane manager", () => {
     assert.equal(status(B)?.state, "pending");
     assert.match(status(B)?.message ?? "", /not up/);
     assert.equal(t.dp.dirty, false);
+    const written = t.nft.scripts.length;
 
     // B's veth appears after its endpoint: sysctls and route follow, no nft write.
     t.link(ifaceOf(B));
@@ -94,7 +95,7 @@ describe("dataplane manager", () => {
     assert.equal(r2.nft.wrote, "nothing");
     assert.equal(status(B)?.state, "programmed");
     assert.ok(t.routes.dump().includes(`10.65.0.2/32 dev ${ifaceOf(B)} proto 116`));
-    assert.equal(t.nft.scripts.length, 1);
+    assert.equal(t.nft.scripts.length, written);
   });
 
   it("removes the route of an endpoint that is gone, by a delta", async () => {
@@ -123,6 +124,30 @@ describe("dataplane manager", () => {
     assert.equal(t.dp.dirty, true);
     await t.dp.apply();
     assert.equal(t.routes.dump().length, 2);
+  });
+
+  it("once the table is in place, writes routes along with nft: a refused transaction leaves the new interface dropped", async () => {
+    const t = setup();
+    t.link(ifaceOf(A));
+    t.link(ifaceOf(B));
+    t.feed([put(namespaceProfile("ns")), put(A), { type: "status", status: "in-sync" }]);
+    await t.dp.apply();
+    t.feed([put(B)]);
+    t.nft.failNext(1, "nft: Could not process rule");
+    await assert.rejects(t.dp.apply(), /Could not process rule/);
+    // The route went in while nft worked; B's interface is in no verdict map,
+    // so the table's fail-closed rule drops its traffic.
+    assert.ok(t.routes.dump().includes(`10.65.0.2/32 dev ${ifaceOf(B)} proto 116`));
+    const table = t.nft.table;
+    assert.ok(table);
+    assert.equal(table.maps.get("from-wl")?.elements.has(ifaceOf(B)), false);
+    assert.ok(table.chains.get("from-wl-dispatch")?.some((r) => /iifname "tw\*" drop/.test(r)));
+    assert.notEqual(t.dp.endpointStatus.get(`workload/ns/${B.metadata.name}`)?.state, "programmed");
+    assert.equal(t.dp.dirty, true);
+    // After a failure the next apply reads back first, and then B is programmed.
+    await t.dp.apply();
+    assert.equal(t.dp.endpointStatus.get(`workload/ns/${B.metadata.name}`)?.state, "programmed");
+    assert.equal(t.nft.table?.maps.get("from-wl")?.elements.has(ifaceOf(B)), true);
   });
 
   it("reports an endpoint whose interface another endpoint holds as an error", async () => {

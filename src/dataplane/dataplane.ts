@@ -9,14 +9,20 @@
 //     3 RouteDriver: routes of workloads whose interface is up
 //     4 status per local workload endpoint: programmed / pending / error
 //
-// Policy first: if nftables refuses, apply() throws before any route or
-// sysctl changes, the manager stays dirty, and the agent counts a failure
-// (too many in a row and it exits rather than run with policy it could not
-// program). Routes and sysctls that fail are reported per endpoint and
-// retried at the next apply; they never open traffic, since an interface
-// with twill's prefix that has no programmed endpoint gets nothing.
+// Policy first. Until twill's table is in the kernel (the first apply, or
+// after a failed write), nothing else is written before nft succeeds: if it
+// refuses, apply() throws before any route or sysctl changes. Once the table
+// is there, 2 and 3 run while nft works on 1: the table drops all traffic
+// of a twill-prefixed interface its verdict maps do not name, so a route or
+// sysctl that lands before its endpoint's policy opens nothing (and an
+// endpoint is reported programmed only when all three are done). Either
+// way, when nft refuses, apply() throws, the manager stays dirty, and the
+// agent counts a failure (too many in a row and it exits rather than run
+// with policy it could not program). Routes and sysctls that fail are
+// reported per endpoint and retried at the next apply.
 //
 // Nothing is written before the calc's in-sync: apply() refuses until then.
+import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import type { DataplaneMessage, LocalEndpoint } from "../calc/messages.js";
 import { TwillError, isErrorCode } from "../util/errors.js";
 import { applyMessage, emptyDesiredDataplane } from "./desired-state.js";
@@ -202,28 +208,16 @@ export class Dataplane {
       this.#nft.setDesired(this.#rendered);
     }
     const rendered = this.#rendered;
-    const nft = await this.#nft.apply(signal);
-
-    // Sysctls before routes: a workload's first ARP must find proxy_arp on.
-    this.#linksDirty = false;
-    let sysctlWrites = await this.#sysctls.ensureGlobal();
-    const sysctlErrors = new Map<string, string>();
-    for (const name of this.#byInterface.keys()) {
-      if (!isUp(name) || this.#sysctls.isConfigured(name)) continue;
-      try {
-        sysctlWrites += await this.#sysctls.configureInterface(name);
-      } catch (err) {
-        // Gone between the link event and now: pending, the monitor will say.
-        if (!isErrorCode(err, "NotFound")) {
-          sysctlErrors.set(name, (err as Error).message);
-          this.#linksDirty = true;
-        }
-      }
-    }
-
-    const routes: RouteApplyResult = this.#settings.routeSyncDisabled
-      ? { changed: 0, failed: [], pending: [] }
-      : await this.#routes.apply(isUp, signal);
+    // The table in place (see the header): links go along with nft.
+    const concurrent = this.#nft.tableInPlace;
+    const nftDone = this.#nft.apply(signal);
+    if (!concurrent) await nftDone;
+    const links = this.#applyLinks(signal);
+    const [nftResult, linkResult] = await Promise.allSettled([nftDone, links]);
+    if (nftResult.status === "rejected") throw nftResult.reason;
+    if (linkResult.status === "rejected") throw linkResult.reason;
+    const nft = nftResult.value;
+    const { routes, sysctlWrites, sysctlErrors } = linkResult.value;
     const routeErrors = new Map(routes.failed.map((f) => [f.dst, f.error]));
 
     const endpoints = new Map<string, EndpointProgramming>();
@@ -244,7 +238,7 @@ export class Dataplane {
         endpoints.set(ep.id, status("error", "the endpoint has no interfaceName"));
         continue;
       }
-      if (fromWl?.get(iface) !== `goto ${nftNames.workloadChain(ep.id, "from")}`) {
+      if (fromWl?.get(iface) !== this.#dispatchVerdict(ep)) {
         const owner = [...(this.#byInterface.get(iface) ?? [])].find((id) => id !== ep.id);
         endpoints.set(
           ep.id,
@@ -281,6 +275,48 @@ export class Dataplane {
     return { nft, routes, sysctlWrites, endpoints };
   }
 
+  /** Sysctls, then routes, for the workload interfaces that are up. */
+  async #applyLinks(signal?: AbortSignal): Promise<{
+    routes: RouteApplyResult;
+    sysctlWrites: number;
+    sysctlErrors: Map<string, string>;
+  }> {
+    const { isUp } = this.#deps;
+    // Sysctls before routes: a workload's first ARP must find proxy_arp on.
+    this.#linksDirty = false;
+    let sysctlWrites = await this.#sysctls.ensureGlobal();
+    const sysctlErrors = new Map<string, string>();
+    let done = 0;
+    for (const name of this.#byInterface.keys()) {
+      if (!isUp(name) || this.#sysctls.isConfigured(name)) continue;
+      // The real sysctls are synchronous (fast): let others run now and then.
+      if (++done % SYSCTL_INTERFACES_PER_TURN === 0) await yieldToEventLoop();
+      try {
+        sysctlWrites += await this.#sysctls.configureInterface(name);
+      } catch (err) {
+        // Gone between the link event and now: pending, the monitor will say.
+        if (!isErrorCode(err, "NotFound")) {
+          sysctlErrors.set(name, (err as Error).message);
+          this.#linksDirty = true;
+        }
+      }
+    }
+    const routes: RouteApplyResult = this.#settings.routeSyncDisabled
+      ? { changed: 0, failed: [], pending: [] }
+      : await this.#routes.apply(isUp, signal);
+    return { routes, sysctlWrites, sysctlErrors };
+  }
+
+  /** What the from-wl map holds for a workload whose policy is programmed (kept per endpoint object). */
+  readonly #verdicts = new WeakMap<LocalEndpoint, string>();
+
+  #dispatchVerdict(ep: LocalEndpoint): string {
+    let v = this.#verdicts.get(ep);
+    if (v === undefined)
+      this.#verdicts.set(ep, (v = `goto ${nftNames.workloadChain(ep.id, "from")}`));
+    return v;
+  }
+
   /** The state as the renderer should see it: spoofing prefixes only when allowed. */
   readonly #stripped = new WeakMap<LocalEndpoint, LocalEndpoint>();
 
@@ -313,6 +349,9 @@ export class Dataplane {
     if (s.size === 0) this.#byInterface.delete(iface);
   }
 }
+
+/** Interfaces configured between two turns of the event loop. */
+const SYSCTL_INTERFACES_PER_TURN = 100;
 
 function sysctlOptions(s: DataplaneSettings) {
   return { ipv6: s.ipv6, forwarding: s.forwarding, strictRpFilter: !s.allowSourceSpoofing };

@@ -80,6 +80,15 @@ export class NftDriver {
     return this.#dirty;
   }
 
+  /**
+   * The table is in the kernel as far as the driver knows: it wrote or read
+   * it back successfully, and nothing since (a failure, a refresh request)
+   * calls for a read-back first.
+   */
+  get tableInPlace(): boolean {
+    return this.#lastWritten !== undefined && !this.#resyncNeeded;
+  }
+
   /** The ruleset the kernel holds as far as the driver knows (after a successful apply). */
   get current(): RenderedRuleset | undefined {
     return this.#lastWritten;

@@ -173,7 +173,8 @@ export class RouteDriver {
 
   /** A desired route's state after the last apply. */
   state(dst: string): RouteState {
-    const key = canonicalDst(dst) ?? dst;
+    // Called for every route at every apply: skip parsing what is already a key.
+    const key = this.#desired.has(dst) ? dst : (canonicalDst(dst) ?? dst);
     const dev = this.#wanted(key);
     if (dev !== undefined && this.#actual.get(key) === dev) return "programmed";
     if (this.#failed.has(key)) return "failed";

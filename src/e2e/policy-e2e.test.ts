@@ -246,16 +246,23 @@ describe("policy end to end: one agent, many scenarios", { skip: why, timeout: 3
       namespace: NS,
       name: a.metadata.name,
     });
-    await lab.until(
-      `the agent to program step ${step}`,
-      async () => {
-        const got = await store.backend.get(key);
-        if (!got) return false;
-        const s = parseEndpointStatus(got.value);
-        return s.state === "programmed" && s.resourceVersion === a.metadata.resourceVersion;
-      },
-      20_000,
-    );
+    let seen = "nothing";
+    await lab
+      .until(
+        `the agent to program step ${step}`,
+        async () => {
+          const got = await store.backend.get(key);
+          if (!got) return false;
+          seen = got.value;
+          const s = parseEndpointStatus(got.value);
+          return s.state === "programmed" && s.resourceVersion === a.metadata.resourceVersion;
+        },
+        20_000,
+      )
+      .catch((err: Error) => {
+        err.message = `${err.message}\n(wanted wa's status at revision ${a.metadata.resourceVersion}, last saw ${seen})`;
+        throw err;
+      });
   }
 
   const allow = (from: Netns, target: string): MatrixCase => c(from, target, true);
@@ -652,23 +659,30 @@ describe("policy end to end: one agent, many scenarios", { skip: why, timeout: 3
       ips: [UPLINK.hostV4, UPLINK.hostV6],
       labels: { role: "uplink" },
     });
+    // IPv4 only here: as in Calico, a host endpoint's policy also governs ICMPv6
+    // neighbour discovery (failsafe ports are TCP/UDP), so without policy IPv6 to the
+    // host works only while the neighbour caches last.
     await setState({ resources: [allowAll(), hep] });
     await expectMatrix([
       allow(out, `tcp ${HOST}:22`),
       deny(out, `tcp ${HOST}:8080`),
       deny(out, `udp ${HOST}:5353`),
       deny(out, `icmp ${HOST}`),
-      allow(out, `tcp [${UPLINK.hostV6}]:22`),
-      deny(out, `tcp [${UPLINK.hostV6}]:8080`),
     ]);
+    // A policy as Calico's docs suggest: the service port, and ICMPv6 both ways for
+    // neighbour discovery.
     await setState({
       resources: [
         allowAll(),
         hep,
         globalPolicy("uplink-8080", {
           selector: "role == 'uplink'",
-          types: ["Ingress"],
-          ingress: [{ action: "Allow", protocol: "TCP", destination: { ports: [8080] } }],
+          types: ["Ingress", "Egress"],
+          ingress: [
+            { action: "Allow", protocol: "TCP", destination: { ports: [8080] } },
+            { action: "Allow", protocol: "ICMPv6" },
+          ],
+          egress: [{ action: "Allow", protocol: "ICMPv6" }],
         }),
       ],
     });
@@ -676,7 +690,12 @@ describe("policy end to end: one agent, many scenarios", { skip: why, timeout: 3
       allow(out, `tcp ${HOST}:22`),
       allow(out, `tcp ${HOST}:8080`),
       deny(out, `tcp ${HOST}:9090`),
+      deny(out, `udp ${HOST}:5353`),
+      allow(out, `tcp [${UPLINK.hostV6}]:22`),
       allow(out, `tcp [${UPLINK.hostV6}]:8080`),
+      deny(out, `tcp [${UPLINK.hostV6}]:9090`),
+      allow(out, `icmp ${UPLINK.hostV6}`),
+      deny(out, `icmp ${HOST}`),
     ]);
   });
 

@@ -23,7 +23,11 @@ export interface RunOptions {
 }
 
 /** Runs a command to completion; never throws for a non-zero exit (see runOk). */
-export function run(cmd: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+export function run(
+  cmd: string,
+  args: readonly string[],
+  options: RunOptions = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, {
       stdio: ["pipe", "pipe", "pipe"],

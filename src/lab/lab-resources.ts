@@ -13,8 +13,10 @@
 //     flat, 2 sites    a mesh per site (nodeSelector = peerSelector = the site)
 //                      and the site's fabric router
 //     reflectors       every host of a site with the site's two reflectors
-//                      (peerSelector has(route-reflector)); the reflectors
-//                      with the fabric router
+//                      (peerSelector has(route-reflector)) and with the
+//                      fabric router (each host announces its own blocks
+//                      there: the agent's reflectors pass on what they
+//                      learned to other reflectors and clients only)
 //     leaf-spine       every host of a rack with its ToR (nodeSelector rack)
 import type { Resource } from "../api/resource.js";
 import { CLUSTER_AS, POOL_V4, POOL_V6 } from "./topology.js";
@@ -22,7 +24,12 @@ import type { HostPlan, LabPlan } from "./topology.js";
 
 const API = "projectcalico.org/v3";
 
-function resource(kind: string, name: string, spec: unknown, labels?: Record<string, string>): Resource {
+function resource(
+  kind: string,
+  name: string,
+  spec: unknown,
+  labels?: Record<string, string>,
+): Resource {
   const metadata: Resource["metadata"] = { name };
   if (labels !== undefined) metadata.labels = { ...labels };
   return { apiVersion: API, kind, metadata, spec } as Resource;
@@ -113,12 +120,7 @@ export function labResources(plan: LabPlan): Resource[] {
             peerSelector: `${site} && has(route-reflector)`,
           }),
         );
-        routerPeers(
-          `lab-site${s}-fabric-router`,
-          `${site} && has(route-reflector)`,
-          first,
-          routerAs(`fab${s}`),
-        );
+        routerPeers(`lab-site${s}-fabric-router`, site, first, routerAs(`fab${s}`));
         break;
       case "leaf-spine": {
         const racks = [...new Set(siteHosts.map((h) => h.rack))];

@@ -157,7 +157,10 @@ export async function listLabs(settings: LabSettings = {}): Promise<string[]> {
 
 // --- labUp.
 
-export async function labUp(input: Partial<LabOptions>, settings: LabUpSettings = {}): Promise<LabInfo> {
+export async function labUp(
+  input: Partial<LabOptions>,
+  settings: LabUpSettings = {},
+): Promise<LabInfo> {
   const options = resolveLabOptions(input);
   const plan = planLab(options);
   const paths = labPaths(rootOf(settings), options.name);
@@ -194,7 +197,10 @@ export async function labUp(input: Partial<LabOptions>, settings: LabUpSettings 
 
   const progress = (p: Omit<LabProgress, "elapsedMs">): void =>
     settings.onProgress?.({ ...p, elapsedMs: performance.now() - started });
-  const step = async <T>(name: string, fn: () => Promise<{ value: T; detail: string }>): Promise<T> => {
+  const step = async <T>(
+    name: string,
+    fn: () => Promise<{ value: T; detail: string }>,
+  ): Promise<T> => {
     if (signal?.aborted) throw new TwillError("Aborted", "lab up was aborted");
     const t0 = performance.now();
     progress({ step: name, state: "start" });
@@ -245,8 +251,13 @@ export async function labUp(input: Partial<LabOptions>, settings: LabUpSettings 
         state.workloads.push(record);
         await save();
       });
-      state.workloads.sort((a, b) => workloadOrder(a.name) - workloadOrder(b.name) || a.name.localeCompare(b.name));
-      return { value: undefined, detail: `${state.workloads.length} attached through the CNI plugin` };
+      state.workloads.sort(
+        (a, b) => workloadOrder(a.name) - workloadOrder(b.name) || a.name.localeCompare(b.name),
+      );
+      return {
+        value: undefined,
+        detail: `${state.workloads.length} attached through the CNI plugin`,
+      };
     });
     let sessions: BgpSession[] = [];
     if (settings.waitForBgp ?? true) {
@@ -301,15 +312,37 @@ async function buildNetwork(plan: LabPlan, paths: LabPaths): Promise<void> {
   const nftFile = `${paths.dir}/host.nft`;
   writeFileSync(nftFile, renderHostNft());
   // Round 1: sysctls (before links, so new interfaces inherit the defaults),
-  // bridges and veths, one shell per namespace.
-  await mapLimit(plan.namespaces, 8, async (ns) => {
+  // bridges and veths, one shell per namespace. The mgmt namespace goes
+  // last: a host's ICMP errors to its workloads (traceroute's first hop)
+  // come from the address of its lowest-numbered interface, which must be
+  // fab0, created before mgmt0, and not the management address.
+  const round1 = async (ns: (typeof plan.namespaces)[number]): Promise<void> => {
     const nft = ns.role === "host" ? ` && nft -f ${nftFile}` : "";
     await runOk(
       "ip",
-      ["netns", "exec", ns.name, "sh", "-c", `sysctl -q -w "$@" >/dev/null && ip -batch -${nft}`, "sh", ...sysctlArgs(ns)],
+      [
+        "netns",
+        "exec",
+        ns.name,
+        "sh",
+        "-c",
+        `sysctl -q -w "$@" >/dev/null && ip -batch -${nft}`,
+        "sh",
+        ...sysctlArgs(ns),
+      ],
       { input: renderCreate(plan, ns) },
     );
-  });
+  };
+  await mapLimit(
+    plan.namespaces.filter((n) => n.role !== "mgmt"),
+    8,
+    round1,
+  );
+  await mapLimit(
+    plan.namespaces.filter((n) => n.role === "mgmt"),
+    1,
+    round1,
+  );
   // Round 2: addresses, links up, routes.
   await mapLimit(plan.namespaces, 8, (ns) =>
     runOk("ip", ["-n", ns.name, "-batch", "-"], { input: renderConfigure(ns) }),
@@ -374,7 +407,10 @@ async function startEtcd(
         // Not listening yet.
       }
       if (performance.now() > deadline) {
-        throw new TwillError("Timeout", `etcd member ${m.name} not healthy after 15 s:\n${tail(paths.log(`etcd-${m.name}`))}`);
+        throw new TwillError(
+          "Timeout",
+          `etcd member ${m.name} not healthy after 15 s:\n${tail(paths.log(`etcd-${m.name}`))}`,
+        );
       }
       await delay(30, signal);
     }
@@ -382,7 +418,10 @@ async function startEtcd(
 }
 
 /** A store on the lab's etcd through its unix sockets (from the machine). */
-export function openLabStore(info: Pick<LabInfo, "etcdSockets">): { store: ResourceStore; close(): Promise<void> } {
+export function openLabStore(info: Pick<LabInfo, "etcdSockets">): {
+  store: ResourceStore;
+  close(): Promise<void>;
+} {
   const backend = new EtcdHttpBackend({ endpoints: info.etcdSockets, timeoutMs: 5000 });
   return { store: new ResourceStore(backend), close: () => backend.close() };
 }
@@ -471,7 +510,7 @@ async function readPidFile(file: string): Promise<number> {
 // --- Agents.
 
 /** The `twill agent` arguments for a lab host (after the global --etcd-endpoints). */
-export function agentArgs(plan: LabPlan, host: HostPlan, birdDir: string): string[] {
+export function agentArgs(host: HostPlan, birdDir: string): string[] {
   const args = [
     "agent",
     "--node-name",
@@ -488,7 +527,6 @@ export function agentArgs(plan: LabPlan, host: HostPlan, birdDir: string): strin
     String(AGENT_HEALTH_PORT),
   ];
   if (host.ipv6 !== undefined) args.push("--node-ipv6", host.ipv6);
-  void plan;
   return args;
 }
 
@@ -498,7 +536,7 @@ function startAgent(plan: LabPlan, host: HostPlan, paths: LabPaths, state: LabSt
   const pid = spawnInNetns(
     host.ns,
     process.execPath,
-    [TWILL_MAIN, "--etcd-endpoints", etcdEndpointsFlag(plan), ...agentArgs(plan, host, birdDir)],
+    [TWILL_MAIN, "--etcd-endpoints", etcdEndpointsFlag(plan), ...agentArgs(host, birdDir)],
     { logFile: paths.log(`agent-${host.name}`) },
   );
   state.processes.push({ name: `agent ${host.name}`, ns: host.ns, pid });
@@ -516,9 +554,13 @@ export async function probeFromMgmt(plan: LabPlan, urls: readonly string[]): Pro
   const script = `const urls = JSON.parse(process.argv[1]);
 Promise.all(urls.map((u) => fetch(u, { signal: AbortSignal.timeout(1500) }).then((r) => r.status, () => 0)))
   .then((s) => console.log(JSON.stringify(s)));`;
-  const r = await run("ip", ["netns", "exec", mgmt.name, process.execPath, "-e", script, JSON.stringify(urls)], {
-    timeoutMs: 10_000,
-  });
+  const r = await run(
+    "ip",
+    ["netns", "exec", mgmt.name, process.execPath, "-e", script, JSON.stringify(urls)],
+    {
+      timeoutMs: 10_000,
+    },
+  );
   try {
     const codes = JSON.parse(r.stdout) as number[];
     return urls.map((_, i) => codes[i] ?? 0);
@@ -545,7 +587,10 @@ async function waitAgentsReady(
         );
       }
     }
-    const codes = await probeFromMgmt(plan, pending.map((h) => healthUrl(h, "/readyz")));
+    const codes = await probeFromMgmt(
+      plan,
+      pending.map((h) => healthUrl(h, "/readyz")),
+    );
     pending = pending.filter((_, i) => codes[i] !== 200);
     if (pending.length === 0) break;
     if (performance.now() > deadline) {
@@ -585,7 +630,8 @@ async function cni(
   options: { timeoutMs: number; signal?: AbortSignal | undefined },
 ): Promise<Record<string, unknown>> {
   const hostNs = plan.hosts.find((h) => h.name === w.host)?.ns;
-  if (hostNs === undefined) throw new TwillError("NotFound", `no host "${w.host}" in lab "${plan.options.name}"`);
+  if (hostNs === undefined)
+    throw new TwillError("NotFound", `no host "${w.host}" in lab "${plan.options.name}"`);
   const r = await run("nsenter", [`--net=/var/run/netns/${hostNs}`, process.execPath, CNI_MAIN], {
     input: JSON.stringify(cniNetconf(plan, w, options.timeoutMs)),
     env: {
@@ -606,9 +652,13 @@ async function cni(
     out = {};
   }
   if (r.code !== 0) {
-    const msg = typeof out["msg"] === "string" ? out["msg"] : r.stderr.trim().split("\n").slice(-3).join(" ");
+    const msg =
+      typeof out["msg"] === "string" ? out["msg"] : r.stderr.trim().split("\n").slice(-3).join(" ");
     const details = typeof out["details"] === "string" ? `: ${out["details"]}` : "";
-    throw new TwillError("Unavailable", `CNI ${command} of ${w.name} on ${w.host} failed: ${msg}${details}`);
+    throw new TwillError(
+      "Unavailable",
+      `CNI ${command} of ${w.name} on ${w.host} failed: ${msg}${details}`,
+    );
   }
   return out;
 }
@@ -688,9 +738,13 @@ async function routesOf(ns: string, ipv6: boolean): Promise<KernelRoute[]> {
 
 /** BGP sessions of FRR routers (vtysh over the router's vty socket). */
 export async function routerSessions(router: RouterPlan, paths: LabPaths): Promise<BgpSession[]> {
-  const r = await run("vtysh", ["--vty_socket", paths.frr(router.name), "-c", "show bgp summary json"], {
-    timeoutMs: 5000,
-  });
+  const r = await run(
+    "vtysh",
+    ["--vty_socket", paths.frr(router.name), "-c", "show bgp summary json"],
+    {
+      timeoutMs: 5000,
+    },
+  );
   if (r.code !== 0) return [];
   let summary: Record<string, { peers?: Record<string, { state?: string }> }>;
   try {
@@ -709,7 +763,10 @@ export async function routerSessions(router: RouterPlan, paths: LabPaths): Promi
 }
 
 /** BGP sessions of a host's BIRD, from its control socket (undefined: no BIRD socket). */
-export async function birdSessions(host: HostPlan, paths: LabPaths): Promise<BgpSession[] | undefined> {
+export async function birdSessions(
+  host: HostPlan,
+  paths: LabPaths,
+): Promise<BgpSession[] | undefined> {
   const socket = `${paths.bird(host.name)}/bird.ctl`;
   if (!existsSync(socket)) return undefined;
   const r = await run("birdc", ["-s", socket, "show", "protocols"], { timeoutMs: 5000 });
@@ -749,7 +806,9 @@ async function waitConverged(
   workloads: readonly WorkloadRecord[],
   options: { timeoutMs: number; signal: AbortSignal | undefined },
 ): Promise<BgpSession[]> {
-  const addresses = workloads.flatMap((w) => [w.ipv4, w.ipv6].filter((a): a is string => a !== undefined));
+  const addresses = workloads.flatMap((w) =>
+    [w.ipv4, w.ipv6].filter((a): a is string => a !== undefined),
+  );
   const owner = new Map<string, string>();
   for (const w of workloads) {
     if (w.ipv4 !== undefined) owner.set(w.ipv4, w.name);
@@ -772,13 +831,24 @@ async function waitConverged(
       const parts: string[] = [];
       if (sessions.length === 0) parts.push("no BGP session found at all");
       if (down.length > 0) {
-        parts.push(`sessions not established: ${down.slice(0, 8).map((s) => `${s.speaker}→${s.peer} (${s.state})`).join(", ")}${down.length > 8 ? ", ..." : ""}`);
+        parts.push(
+          `sessions not established: ${down
+            .slice(0, 8)
+            .map((s) => `${s.speaker}→${s.peer} (${s.state})`)
+            .join(", ")}${down.length > 8 ? ", ..." : ""}`,
+        );
       }
       if (noRoute.length > 0) {
         parts.push(
           `no route: ${noRoute
             .slice(0, 6)
-            .map((m) => `${m.name} to ${m.missing.slice(0, 3).map((a) => `${a} (${owner.get(a) ?? "?"})`).join(", ")}`)
+            .map(
+              (m) =>
+                `${m.name} to ${m.missing
+                  .slice(0, 3)
+                  .map((a) => `${a} (${owner.get(a) ?? "?"})`)
+                  .join(", ")}`,
+            )
             .join("; ")}`,
         );
       }
@@ -803,7 +873,10 @@ function loadLab(name: string, settings: LabSettings): LoadedLab {
   const paths = labPaths(rootOf(settings), name);
   const state = readState(paths);
   if (!state) {
-    throw new TwillError("NotFound", `no lab "${name}" (no ${paths.state}): start one with 'twill lab up'`);
+    throw new TwillError(
+      "NotFound",
+      `no lab "${name}" (no ${paths.state}): start one with 'twill lab up'`,
+    );
   }
   return { plan: planLab(state.options), paths, state };
 }
@@ -833,10 +906,7 @@ export function labExecTarget(
   settings: LabSettings = {},
 ): ExecTarget {
   const { plan, paths, state } = loadLab(name, settings);
-  const known = [
-    ...plan.namespaces.map((n) => n.short),
-    ...state.workloads.map((w) => w.name),
-  ];
+  const known = [...plan.namespaces.map((n) => n.short), ...state.workloads.map((w) => w.name)];
   const ns =
     plan.namespaces.find((n) => n.short === target)?.name ??
     state.workloads.find((w) => w.name === target)?.ns;
@@ -862,7 +932,11 @@ export function labExecTarget(
 }
 
 /** `ip netns exec <mgmt> twill --etcd-endpoints <lab etcd> <args>`: the CLI against the lab's datastore. */
-export function labTwillCommand(name: string, args: readonly string[], settings: LabSettings = {}): string[] {
+export function labTwillCommand(
+  name: string,
+  args: readonly string[],
+  settings: LabSettings = {},
+): string[] {
   const { plan } = loadLab(name, settings);
   const mgmt = plan.namespaces.find((n) => n.role === "mgmt");
   return [
@@ -917,7 +991,10 @@ export async function labStatus(name: string, settings: LabSettings = {}): Promi
       plan.etcd.map(async (m) => {
         try {
           const res = await unixGet(paths.etcdSocket(m.name), "/health");
-          return { name: m.name, healthy: (JSON.parse(res.body) as { health?: unknown }).health === "true" };
+          return {
+            name: m.name,
+            healthy: (JSON.parse(res.body) as { health?: unknown }).health === "true",
+          };
         } catch {
           return { name: m.name, healthy: false };
         }
@@ -957,11 +1034,30 @@ export async function labStatus(name: string, settings: LabSettings = {}): Promi
  * A host's BGP sessions: `twill node status -o json` in its namespace (what
  * an operator would run), else BIRD's control socket directly.
  */
-async function hostBgpSessions(plan: LabPlan, host: HostPlan, paths: LabPaths): Promise<BgpSession[] | undefined> {
+async function hostBgpSessions(
+  plan: LabPlan,
+  host: HostPlan,
+  paths: LabPaths,
+): Promise<BgpSession[] | undefined> {
   const r = await run(
     "ip",
-    ["netns", "exec", host.ns, process.execPath, TWILL_MAIN, "--etcd-endpoints", etcdEndpointsFlag(plan), "node", "status", "-o", "json"],
-    { timeoutMs: 10_000, env: { ...process.env, TWILL_BIRD_DIR: paths.bird(host.name), TWILL_NODE_NAME: host.name } },
+    [
+      "netns",
+      "exec",
+      host.ns,
+      process.execPath,
+      TWILL_MAIN,
+      "--etcd-endpoints",
+      etcdEndpointsFlag(plan),
+      "node",
+      "status",
+      "-o",
+      "json",
+    ],
+    {
+      timeoutMs: 10_000,
+      env: { ...process.env, TWILL_BIRD_DIR: paths.bird(host.name), TWILL_NODE_NAME: host.name },
+    },
   );
   if (r.code === 0) {
     const parsed = parseNodeStatus(host.name, r.stdout);
@@ -978,7 +1074,8 @@ export function parseNodeStatus(speaker: string, text: string): BgpSession[] | u
   } catch {
     return undefined;
   }
-  const list = (doc as { sessions?: unknown; peers?: unknown } | null)?.sessions ??
+  const list =
+    (doc as { sessions?: unknown; peers?: unknown } | null)?.sessions ??
     (doc as { peers?: unknown } | null)?.peers;
   if (!Array.isArray(list)) return undefined;
   return list.map((s: Record<string, unknown>) => {
@@ -1044,7 +1141,8 @@ export async function labDown(name: string, settings: LabSettings = {}): Promise
     for (const pid of pids) if (pidAlive(pid)) sendSignal(pid, "SIGKILL");
   }
   const left = await namespaces();
-  if (left.length > 0) await run("ip", ["-force", "-batch", "-"], { input: renderNetnsDelete(left) });
+  if (left.length > 0)
+    await run("ip", ["-force", "-batch", "-"], { input: renderNetnsDelete(left) });
   const stateDir = existsSync(paths.dir);
   rmSync(paths.dir, { recursive: true, force: true });
   return { namespaces: left.length, processes: killed.size, stateDir };

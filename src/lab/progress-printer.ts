@@ -41,7 +41,9 @@ export function progressPrinter(options: {
   const drawActive = (): void => {
     if (!tty || active.size === 0 || startedAt === undefined) return;
     const names = [...active.keys()].join(", ");
-    write(`\r\x1b[K${SPINNER[frame % SPINNER.length] ?? "-"} ${names}  ${seconds(now() - startedAt)}`);
+    write(
+      `\r\x1b[K${SPINNER[frame % SPINNER.length] ?? "-"} ${names}  ${seconds(now() - startedAt)}`,
+    );
     shown = true;
   };
 

@@ -35,7 +35,9 @@ export function renderCreate(plan: LabPlan, ns: NamespacePlan): string {
     if (link.from.ns !== ns.short) continue;
     const peer = plan.namespaces.find((n) => n.short === link.to.ns);
     if (!peer) continue;
-    lines.push(`link add ${link.from.ifname} type veth peer name ${link.to.ifname} netns ${peer.name}`);
+    lines.push(
+      `link add ${link.from.ifname} type veth peer name ${link.to.ifname} netns ${peer.name}`,
+    );
   }
   return lines.map((l) => `${l}\n`).join("");
 }

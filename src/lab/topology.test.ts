@@ -5,13 +5,7 @@ import { isErrorCode } from "../util/errors.js";
 import { labResources } from "./lab-resources.js";
 import { renderFrr } from "./render-frr.js";
 import { renderConfigure, renderCreate } from "./render-ip-batch.js";
-import {
-  labOfNamespace,
-  planLab,
-  planWorkload,
-  rackSizes,
-  resolveLabOptions,
-} from "./topology.js";
+import { labOfNamespace, planLab, planWorkload, rackSizes, resolveLabOptions } from "./topology.js";
 import type { LabOptions, LabPlan } from "./topology.js";
 
 const plan = (input: Partial<LabOptions>): LabPlan => planLab(resolveLabOptions(input));
@@ -102,7 +96,14 @@ describe("planLab", () => {
       ],
     );
     assert.deepEqual(p.plains, [
-      { name: "plain1", ns: "twl-t-plain1", site: 1, ipv4: "10.1.200.10/24", ipv6: undefined, router: "fab1" },
+      {
+        name: "plain1",
+        ns: "twl-t-plain1",
+        site: 1,
+        ipv4: "10.1.200.10/24",
+        ipv6: undefined,
+        router: "fab1",
+      },
     ]);
     assert.deepEqual(
       p.workloads.map((w) => [w.name, w.host, w.labels["tenant"]]),
@@ -119,7 +120,18 @@ describe("planLab", () => {
 
   it("gives each leaf-spine host its own AS and peers it with its rack's ToR", () => {
     const p = plan({ name: "t", topology: "leaf-spine", hosts: 5, racks: 2 });
-    assert.deepEqual(shorts(p), ["mgmt", "spine1", "tor1", "h1", "h2", "h3", "tor2", "h4", "h5", "plain1"]);
+    assert.deepEqual(shorts(p), [
+      "mgmt",
+      "spine1",
+      "tor1",
+      "h1",
+      "h2",
+      "h3",
+      "tor2",
+      "h4",
+      "h5",
+      "plain1",
+    ]);
     assert.deepEqual(
       p.hosts.map((h) => [h.name, h.rack, h.ipv4, h.asNumber, h.labels["rack"]]),
       [
@@ -156,7 +168,7 @@ describe("planLab", () => {
     );
   });
 
-  it("makes the first two hosts of each site reflectors, and only they peer with the router", () => {
+  it("makes the first two hosts of each site reflectors; every host peers with the router", () => {
     const p = plan({ name: "t", topology: "reflectors", hosts: 4, sites: 2 });
     assert.deepEqual(
       p.hosts.map((h) => [h.name, h.site, h.routeReflector, h.asNumber]),
@@ -180,17 +192,27 @@ describe("planLab", () => {
     );
     assert.deepEqual(
       p.routers.find((r) => r.name === "fab2")?.neighbors.map((n) => n.description),
-      ["h5", "h6", "fab1"],
+      ["h5", "h6", "h7", "h8", "fab1"],
     );
     const cfg = labResources(p).find((r) => r.kind === "BGPConfiguration");
     assert.equal((cfg?.spec as { nodeToNodeMeshEnabled: boolean }).nodeToNodeMeshEnabled, false);
     assert.deepEqual(
       peersOf(p).map((x) => [x["name"], x["nodeSelector"], x["peerSelector"], x["peerIP"]]),
       [
-        ["lab-site1-reflectors", "site == 'site1'", "site == 'site1' && has(route-reflector)", undefined],
-        ["lab-site1-fabric-router", "site == 'site1' && has(route-reflector)", undefined, "10.1.1.1"],
-        ["lab-site2-reflectors", "site == 'site2'", "site == 'site2' && has(route-reflector)", undefined],
-        ["lab-site2-fabric-router", "site == 'site2' && has(route-reflector)", undefined, "10.2.1.1"],
+        [
+          "lab-site1-reflectors",
+          "site == 'site1'",
+          "site == 'site1' && has(route-reflector)",
+          undefined,
+        ],
+        ["lab-site1-fabric-router", "site == 'site1'", undefined, "10.1.1.1"],
+        [
+          "lab-site2-reflectors",
+          "site == 'site2'",
+          "site == 'site2' && has(route-reflector)",
+          undefined,
+        ],
+        ["lab-site2-fabric-router", "site == 'site2'", undefined, "10.2.1.1"],
       ],
     );
   });
@@ -235,7 +257,9 @@ describe("planLab", () => {
       "plain2",
     ]);
     const siteLinks = p.links.filter((l) => l.from.ifname === "site0");
-    assert.deepEqual(siteLinks, [{ from: { ns: "spine1", ifname: "site0" }, to: { ns: "spine2", ifname: "site0" } }]);
+    assert.deepEqual(siteLinks, [
+      { from: { ns: "spine1", ifname: "site0" }, to: { ns: "spine2", ifname: "site0" } },
+    ]);
     assert.deepEqual(
       p.routers.find((r) => r.name === "spine2")?.neighbors.map((n) => [n.description, n.address]),
       [

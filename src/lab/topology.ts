@@ -93,9 +93,13 @@ export function resolveLabOptions(input: Partial<LabOptions> = {}): LabOptions {
   if (hosts * sites > MAX_HOSTS) {
     throw invalid("hosts", `${hosts * sites} hosts in all: at most ${MAX_HOSTS}`);
   }
-  if (racks > hosts) throw invalid("racks", `${racks} racks for ${hosts} hosts: a rack needs a host`);
+  if (racks > hosts)
+    throw invalid("racks", `${racks} racks for ${hosts} hosts: a rack needs a host`);
   if (Math.ceil(hosts / racks) > MAX_HOSTS_PER_RACK) {
-    throw invalid("hosts", `${hosts} hosts in ${racks} racks: at most ${MAX_HOSTS_PER_RACK} a rack`);
+    throw invalid(
+      "hosts",
+      `${hosts} hosts in ${racks} racks: at most ${MAX_HOSTS_PER_RACK} a rack`,
+    );
   }
   const workloadsPerHost = input.workloadsPerHost ?? 2;
   whole("workloadsPerHost", workloadsPerHost, 0, MAX_WORKLOADS_PER_HOST);
@@ -329,7 +333,10 @@ export function planLab(options: LabOptions): LabPlan {
     master?: string;
   }
   const link = (from: End, to: End): void => {
-    links.push({ from: { ns: from.ns, ifname: from.ifname }, to: { ns: to.ns, ifname: to.ifname } });
+    links.push({
+      from: { ns: from.ns, ifname: from.ifname },
+      to: { ns: to.ns, ifname: to.ifname },
+    });
     for (const end of [from, to]) {
       const plan: InterfacePlan = { name: end.ifname, addresses: end.addresses };
       if (end.master !== undefined) plan.master = end.master;
@@ -419,8 +426,16 @@ export function planLab(options: LabOptions): LabPlan {
           },
         ];
         if (ipv6) {
-          spineSide.push({ ...(spineSide[0] as BgpNeighborPlan), address: `fd00:${s}:${100 + r}::1`, family: 6 });
-          torSide.push({ ...(torSide[0] as BgpNeighborPlan), address: `fd00:${s}:${100 + r}::2`, family: 6 });
+          spineSide.push({
+            ...(spineSide[0] as BgpNeighborPlan),
+            address: `fd00:${s}:${100 + r}::1`,
+            family: 6,
+          });
+          torSide.push({
+            ...(torSide[0] as BgpNeighborPlan),
+            address: `fd00:${s}:${100 + r}::2`,
+            family: 6,
+          });
         }
         segRouter.neighbors.push(...spineSide);
         coreRouter.neighbors.push(...torSide);
@@ -471,24 +486,21 @@ export function planLab(options: LabOptions): LabPlan {
         if (host.gateway6 !== undefined) {
           hostNs.routes.push({ to: "::/0", via: host.gateway6, dev: "fab0" });
         }
-        // Which hosts the segment's router peers with: every host in a rack
-        // or flat fabric; with reflectors only the reflectors (they pass the
-        // rest on), so the router does not need a session per host.
-        if (topology !== "reflectors" || routeReflector) {
+        // The segment's router peers with every host on it, as a ToR does
+        // (with reflectors too: each host announces its own blocks to it).
+        segRouter.neighbors.push({
+          address: ipv4.split("/")[0] ?? "",
+          asNumber: host.asNumber,
+          description: name,
+          family: 4,
+        });
+        if (ip6 !== undefined) {
           segRouter.neighbors.push({
-            address: ipv4.split("/")[0] ?? "",
+            address: ip6.split("/")[0] ?? "",
             asNumber: host.asNumber,
             description: name,
-            family: 4,
+            family: 6,
           });
-          if (ip6 !== undefined) {
-            segRouter.neighbors.push({
-              address: ip6.split("/")[0] ?? "",
-              asNumber: host.asNumber,
-              description: name,
-              family: 6,
-            });
-          }
         }
       }
     });

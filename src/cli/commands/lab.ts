@@ -5,6 +5,7 @@
 import { spawn } from "node:child_process";
 import { Option } from "commander";
 import type { Command } from "commander";
+import { TwillError } from "../../util/errors.js";
 import { UsageError } from "../cli-errors.js";
 import type { ExitCode } from "../cli-errors.js";
 import type { CommandContext } from "../context.js";
@@ -60,7 +61,7 @@ function parseLabels(text: string | undefined): Record<string, string> | undefin
   return labels;
 }
 
-const NAME_HELP = "the lab's name (default: the only lab there is, else \"lab\")";
+const NAME_HELP = 'the lab\'s name (default: the only lab there is, else "lab")';
 
 export function registerLab(
   program: Command,
@@ -74,7 +75,9 @@ export function registerLab(
 
   const cmd = program
     .command("lab")
-    .description("A whole data center on one machine, in network namespaces: hosts, racks, routers, workloads")
+    .description(
+      "A whole data center on one machine, in network namespaces: hosts, racks, routers, workloads",
+    )
     .addHelpText(
       "after",
       `
@@ -93,7 +96,9 @@ Examples:
 
   cmd
     .command("up")
-    .description("Build a lab: namespaces, etcd, FRR routers, an agent and BIRD per host, workloads")
+    .description(
+      "Build a lab: namespaces, etcd, FRR routers, an agent and BIRD per host, workloads",
+    )
     .option("--name <name>", "the lab's name: 1-12 lower-case letters and digits", "lab")
     .addOption(
       new Option("--topology <topology>", "how hosts are connected")
@@ -105,8 +110,16 @@ Examples:
     .option("--workloads-per-host <n>", "workloads started on every host", "2")
     .addOption(new Option("--etcd <members>", "etcd members").choices(["1", "3"]).default("1"))
     .option("--ipv6", "dual stack: IPv6 on the fabric, in BGP and for workloads")
-    .addOption(new Option("--sites <n>", "data centers, joined only by routers").choices(["1", "2"]).default("1"))
-    .option("--timeout <seconds>", "bound of each wait (agents ready, a workload, BGP converged)", "60")
+    .addOption(
+      new Option("--sites <n>", "data centers, joined only by routers")
+        .choices(["1", "2"])
+        .default("1"),
+    )
+    .option(
+      "--timeout <seconds>",
+      "bound of each wait (agents ready, a workload, BGP converged)",
+      "60",
+    )
     .option("--no-wait-bgp", "return once workloads are attached, without waiting for BGP")
     .option("--keep-on-failure", "leave a lab that failed half-way in place, to inspect its logs")
     .addHelpText(
@@ -160,6 +173,8 @@ Examples:
           waitForBgp: o["waitBgp"] !== false,
           timeoutMs: timeout * 1000,
         });
+      } catch (err) {
+        throw asLabFailure(err, "lab up");
       } finally {
         printer.stop();
         process.off("SIGINT", onSignal);
@@ -172,7 +187,11 @@ Examples:
     .command("status")
     .description("Hosts, agents (alive, ready), BGP sessions, routers and workloads of a lab")
     .option("--name <name>", NAME_HELP)
-    .addOption(new Option("-o, --output <format>", "output format").choices(["text", "json"]).default("text"))
+    .addOption(
+      new Option("-o, --output <format>", "output format")
+        .choices(["text", "json"])
+        .default("text"),
+    )
     .action(async (o: { name?: string; output: string }) => {
       const { labStatus } = await lab();
       const status = await labStatus(await labName(o.name), settings);
@@ -182,7 +201,10 @@ Examples:
   cmd
     .command("exec")
     .description("Run a command inside a lab machine's network namespace")
-    .argument("<machine>", "a host (h1), workload (h1w1), router (tor1, spine1, fab1), plain machine (plain1) or mgmt")
+    .argument(
+      "<machine>",
+      "a host (h1), workload (h1w1), router (tor1, spine1, fab1), plain machine (plain1) or mgmt",
+    )
     .argument("<command...>", "the command and its arguments, after --")
     .option("--name <name>", NAME_HELP)
     .addHelpText(
@@ -227,7 +249,10 @@ Examples:
     .action(async (o: { filename: string[]; name?: string }) => {
       const { labTwillCommand } = await lab();
       const args = ["apply", ...o.filename.flatMap((f) => ["-f", f])];
-      const code = await deps.execInherit(labTwillCommand(await labName(o.name), args, settings), process.env);
+      const code = await deps.execInherit(
+        labTwillCommand(await labName(o.name), args, settings),
+        process.env,
+      );
       if (code !== 0) ctx.fail(code as ExitCode);
     });
 
@@ -250,6 +275,8 @@ Examples:
       const w = await labAddWorkload(await labName(o.name), host, {
         ...settings,
         ...(labels !== undefined ? { labels } : {}),
+      }).catch((err: unknown) => {
+        throw asLabFailure(err, "add-workload");
       });
       const addrs = [w.ipv4, w.ipv6].filter((a) => a !== undefined).join(", ");
       out(`workload ${w.name} on ${w.host}: ${addrs} (${labelText(w.labels)})\n`);
@@ -257,7 +284,9 @@ Examples:
 
   cmd
     .command("down")
-    .description("Remove a lab: its processes, namespaces and state (also after a crash; safe to repeat)")
+    .description(
+      "Remove a lab: its processes, namespaces and state (also after a crash; safe to repeat)",
+    )
     .option("--name <name>", NAME_HELP)
     .option("--all", "remove every lab on this machine")
     .action(async (o: { name?: string; all?: boolean }) => {
@@ -275,6 +304,18 @@ Examples:
     });
 }
 
+/**
+ * The lab's own failures (an agent that exited, BGP not converging) carry
+ * "Unavailable" or "Timeout", which the CLI words as an unreachable
+ * datastore: shown as themselves instead, exit code 1.
+ */
+function asLabFailure(err: unknown, what: string): unknown {
+  if (err instanceof TwillError && (err.code === "Unavailable" || err.code === "Timeout")) {
+    return new Error(`${what} failed: ${err.message}`, { cause: err.cause });
+  }
+  return err;
+}
+
 function labelText(labels: Record<string, string>): string {
   return Object.entries(labels)
     .map(([k, v]) => `${k}=${v}`)
@@ -284,7 +325,8 @@ function labelText(labels: Record<string, string>): string {
 function describeOptions(o: LabOptions): string {
   const parts: string[] = [o.topology];
   if (o.sites > 1) parts.push(`${o.sites} sites`);
-  if (o.topology === "leaf-spine") parts.push(`${o.racks} rack${o.racks > 1 ? "s" : ""}${o.sites > 1 ? " each" : ""}`);
+  if (o.topology === "leaf-spine")
+    parts.push(`${o.racks} rack${o.racks > 1 ? "s" : ""}${o.sites > 1 ? " each" : ""}`);
   parts.push(`${o.hosts * o.sites} hosts`);
   parts.push(`etcd ${o.etcd} member${o.etcd > 1 ? "s" : ""}`);
   if (o.ipv6) parts.push("dual stack");
@@ -295,7 +337,9 @@ function describeOptions(o: LabOptions): string {
 export function formatLabSummary(info: LabInfo): string {
   const { plan } = info;
   const lines: string[] = [];
-  lines.push(`\nLab "${info.name}" is up in ${(info.elapsedMs / 1000).toFixed(1)} s: ${describeOptions(info.options)}\n\n`);
+  lines.push(
+    `\nLab "${info.name}" is up in ${(info.elapsedMs / 1000).toFixed(1)} s: ${describeOptions(info.options)}\n\n`,
+  );
   const perHost = new Map<string, string[]>();
   for (const w of info.workloads) perHost.set(w.host, [...(perHost.get(w.host) ?? []), w.name]);
   lines.push(
@@ -327,11 +371,15 @@ export function formatLabSummary(info: LabInfo): string {
     lines.push("\n");
   }
   const routers = plan.routers.map((r) => `${r.name} (AS ${r.asNumber})`).join(", ");
-  const plains = plan.plains.map((p) => `${p.name} ${p.ipv4.split("/")[0] ?? ""} behind ${p.router}`).join(", ");
+  const plains = plan.plains
+    .map((p) => `${p.name} ${p.ipv4.split("/")[0] ?? ""} behind ${p.router}`)
+    .join(", ");
   lines.push(`Routers: ${routers}\nPlain machines: ${plains}\n`);
   if (info.sessions.length > 0) {
     const up = info.sessions.filter((s) => s.established).length;
-    const onHosts = info.sessions.filter((s) => plan.hosts.some((h) => h.name === s.speaker)).length;
+    const onHosts = info.sessions.filter((s) =>
+      plan.hosts.some((h) => h.name === s.speaker),
+    ).length;
     lines.push(
       `BGP sessions established: ${up} of ${info.sessions.length} (${onHosts} seen from hosts, ${info.sessions.length - onHosts} from routers)\n`,
     );
@@ -352,10 +400,16 @@ export function formatLabSummary(info: LabInfo): string {
 
 export function formatLabStatus(s: LabStatus): string {
   const lines: string[] = [];
-  lines.push(`Lab "${s.name}" (${s.status}, since ${s.createdAt}): ${describeOptions(s.options)}\n`);
-  lines.push(`etcd: ${s.etcd.map((m) => `${m.name} ${m.healthy ? "healthy" : "UNHEALTHY"}`).join(", ")}\n\n`);
+  lines.push(
+    `Lab "${s.name}" (${s.status}, since ${s.createdAt}): ${describeOptions(s.options)}\n`,
+  );
+  lines.push(
+    `etcd: ${s.etcd.map((m) => `${m.name} ${m.healthy ? "healthy" : "UNHEALTHY"}`).join(", ")}\n\n`,
+  );
   const sessionText = (list: { established: boolean }[] | undefined): string =>
-    list === undefined ? "-" : `${list.filter((x) => x.established).length}/${list.length} established`;
+    list === undefined
+      ? "-"
+      : `${list.filter((x) => x.established).length}/${list.length} established`;
   lines.push(
     formatTable(
       ["host", "address", "as", "agent", "ready", "bgp"],

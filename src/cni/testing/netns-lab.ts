@@ -37,8 +37,9 @@ import { promisify } from "node:util";
 
 const exec = promisify(execFile);
 
-/** The plugin as built: dist/src/cni/main.js. */
-export const PLUGIN_MAIN = fileURLToPath(new URL("../main.js", import.meta.url));
+/** The plugin as built: dist/src/cni/main.js ($TWILL_TEST_CNI_MAIN to try another build). */
+export const PLUGIN_MAIN =
+  process.env["TWILL_TEST_CNI_MAIN"] ?? fileURLToPath(new URL("../main.js", import.meta.url));
 /** The twill CLI as built (for `twill agent`). */
 export const TWILL_MAIN = fileURLToPath(new URL("../../bin/twill.js", import.meta.url));
 
