@@ -39,7 +39,6 @@
 //                    baseline_full_rewrite_ms / endpoint_add_ms.
 //
 // Scale can be lowered for a quick look: DATAPLANE_ENDPOINTS, DATAPLANE_ROUNDS.
-import { spawn } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import type {

@@ -359,13 +359,7 @@ export async function run(ctx: BenchContext): Promise<BenchFigures> {
 
 async function worker(): Promise<void> {
   const stop = new AbortController();
-  let dp: Dataplane | undefined;
-  const links = new LinkMonitor(ipLinkSource(runCommand), {
-    refreshIntervalMs: 0,
-    onChange: (name, link) => dp?.onLinkChange(name, link),
-  });
-  const running = await links.start(stop.signal);
-  dp = new Dataplane(
+  const dp: Dataplane = new Dataplane(
     {
       nft: nftCommandKernel(runCommand),
       routes: ipRouteTable(runCommand),
@@ -374,6 +368,11 @@ async function worker(): Promise<void> {
     },
     BENCH_SETTINGS,
   );
+  const links = new LinkMonitor(ipLinkSource(runCommand), {
+    refreshIntervalMs: 0,
+    onChange: (name, link) => dp.onLinkChange(name, link),
+  });
+  const running = await links.start(stop.signal);
   dp.onMessages(packetPathMessages());
   const say = (line: string) => process.stdout.write(`${line}\n`);
   let buffered = "";

@@ -73,6 +73,16 @@ const BENCHMARKS: Record<string, BenchEntry> = {
       "one TCP stream between two workloads through 1,000 policy rules per direction vs no twill table (ratio, Gbit/s)",
     load: () => import("./packet-path.js"),
   },
+  propagation: {
+    description:
+      "CNI ADD on host A to the first TCP connection from a workload on host B under policy, 50 workloads, real agents + BIRD vs the same from host A (median_ms, p99_ms)",
+    load: () => import("./propagation.js"),
+  },
+  "bgp-scale": {
+    description:
+      "BIRD with the rendered configuration in 100 namespaces (full mesh) and 300 (2 reflectors): cold start until every FIB holds every block (mesh_converge_s, rr_converge_s, bird_rss_mb)",
+    load: () => import("./bgp-scale.js"),
+  },
 };
 
 function listBenchmarks(write: (line: string) => void): void {

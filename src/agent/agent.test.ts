@@ -3,7 +3,7 @@
 // ends. The same agent against real namespaces and etcd is agent-netns.test.ts.
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
-import { describe, it } from "node:test";
+import { afterEach, describe, it } from "node:test";
 import { kindById } from "../api/kinds.js";
 import type { Resource } from "../api/resource.js";
 import { globalPolicy, namespaceProfile, workload } from "../calc/testing/resources.js";
@@ -15,6 +15,8 @@ import { fakeNftKernel } from "../dataplane/nft-driver.js";
 import { fakeRouteTable } from "../dataplane/route-driver.js";
 import { fakeSysctls } from "../dataplane/sysctl-driver.js";
 import { TwillError, isErrorCode } from "../util/errors.js";
+import type { BirdRuntime } from "../bgp/bgp-runtime.js";
+import { ipamKeys } from "../ipam/ipam-keys.js";
 import { runAgent } from "./agent.js";
 import type { ConfigName } from "./config.js";
 
@@ -23,6 +25,33 @@ const NODE = kindById("Node");
 function ifaceOf(r: Resource): string {
   return (r.spec as { interfaceName: string }).interfaceName;
 }
+
+/** A BIRD supervisor that keeps what it is given (BGP runs against the real BIRD in src/bgp). */
+function fakeBird() {
+  const configs: string[] = [];
+  const stops: { stopBird?: boolean }[] = [];
+  const bird: BirdRuntime & { configs: string[]; stops: typeof stops; dir?: string } = {
+    configs,
+    stops,
+    start: async () => "clean",
+    setConfig: async (text) => {
+      const changed = configs.at(-1) !== text;
+      configs.push(text);
+      return changed ? "reloaded" : "unchanged";
+    },
+    stop: async (o = {}) => {
+      stops.push(o);
+    },
+    stats: () => ({ state: "running", up: true, pid: 42, restarts: 0, reloads: 0, adopted: false }),
+    query: async () => {
+      throw new TwillError("Unavailable", "fake BIRD has no socket");
+    },
+  };
+  return bird;
+}
+
+/** Every harness's stop, aborted after each test so a failed assertion does not leave an agent running. */
+const running = new Set<AbortController>();
 
 /** Everything an agent run needs, with the fakes exposed. */
 function harness(flags: Partial<Record<ConfigName, string>> = {}) {
@@ -40,6 +69,8 @@ function harness(flags: Partial<Record<ConfigName, string>> = {}) {
     },
   });
   const stop = new AbortController();
+  running.add(stop);
+  const bird = fakeBird();
   let started!: (info: { healthPort: number }) => void;
   const startedP = new Promise<{ healthPort: number }>((r) => (started = r));
   const run = () =>
@@ -65,6 +96,10 @@ function harness(flags: Partial<Record<ConfigName, string>> = {}) {
         openStore: async () => new ResourceStore(store.backend, { prefix: store.prefix }),
         kernel: { nft, routes, sysctls, links },
         logDestination: destination as never,
+        bird: (paths) => {
+          bird.dir = paths.dir;
+          return bird;
+        },
       },
     );
   /** Bring a workload's veth into being (the CNI plugin's job). */
@@ -94,6 +129,7 @@ function harness(flags: Partial<Record<ConfigName, string>> = {}) {
     stop,
     run,
     started: startedP,
+    bird,
     link,
     get,
     until,
@@ -110,6 +146,11 @@ const A = workload({
 const REMOTE = workload({ namespace: "ns", pod: "r", node: "host-2", ips: ["10.65.1.1"] });
 
 describe("twill agent (fake kernel, memory datastore)", () => {
+  afterEach(() => {
+    for (const s of running) s.abort();
+    running.clear();
+  });
+
   it("registers its Node, programs nothing before the snapshot, then everything once in sync", async () => {
     const h = harness({ nodeIPv4: "192.0.2.1/24", asNumber: "64512" });
     await h.store.create(namespaceProfile("ns"));
@@ -281,6 +322,73 @@ describe("twill agent (fake kernel, memory datastore)", () => {
     );
     h.stop.abort();
     assert.equal(await done, 0);
+  });
+
+  it("with BGP on: renders BIRD's configuration once in sync, from resources and its IPAM record", async () => {
+    const h = harness({ bgpEnabled: "true", nodeIPv4: "192.0.2.1/24", birdDir: "/tmp/twt-none" });
+    await h.store.create({
+      apiVersion: "projectcalico.org/v3",
+      kind: "Node",
+      metadata: { name: "host-2" },
+      spec: { bgp: { ipv4Address: "192.0.2.2/24" } },
+    });
+    await h.store.create({
+      apiVersion: "projectcalico.org/v3",
+      kind: "IPPool",
+      metadata: { name: "pool" },
+      spec: { cidr: "10.65.0.0/16", blockSize: 26 },
+    });
+    const hostKey = ipamKeys(h.store.prefix).host("host-1");
+    await h.store.backend.txn({
+      compare: [],
+      success: [
+        {
+          type: "put",
+          key: hostKey,
+          value: JSON.stringify({ host: "host-1", blocks: ["10.65.0.0/26"] }),
+        },
+      ],
+    });
+    const done = h.run();
+    const { healthPort } = await h.started;
+    await h.until("a BIRD configuration", () => h.bird.configs.length > 0);
+    assert.equal(h.bird.dir, "/tmp/twt-none");
+    const text = h.bird.configs.at(-1) ?? "";
+    assert.match(text, /router id 192\.0\.2\.1;/);
+    assert.match(text, /route 10\.65\.0\.0\/26 blackhole;/);
+    assert.match(text, /protocol bgp mesh_192_0_2_2 /);
+
+    // A second block claimed: rendered again.
+    await h.store.backend.txn({
+      compare: [],
+      success: [
+        {
+          type: "put",
+          key: hostKey,
+          value: JSON.stringify({ host: "host-1", blocks: ["10.65.0.0/26", "10.65.0.64/26"] }),
+        },
+      ],
+    });
+    await h.until("the new block", () =>
+      (h.bird.configs.at(-1) ?? "").includes("route 10.65.0.64/26 blackhole;"),
+    );
+    const metrics = (await h.get("/metrics", healthPort)).body;
+    assert.match(metrics, /twill_bird_up 1/);
+    assert.match(metrics, /twill_bgp_sessions\{state="established"\} 0/);
+    h.stop.abort();
+    assert.equal(await done, 0);
+    assert.deepEqual(h.bird.stops, [{ stopBird: false }], "BIRD is left running");
+  });
+
+  it("with BGP off: no BIRD, no BIRD metrics", async () => {
+    const h = harness();
+    const done = h.run();
+    const { healthPort } = await h.started;
+    await h.until("ready", async () => (await h.get("/readyz", healthPort)).status === 200);
+    assert.doesNotMatch((await h.get("/metrics", healthPort)).body, /twill_bird_up/);
+    h.stop.abort();
+    assert.equal(await done, 0);
+    assert.equal(h.bird.dir, undefined);
   });
 
   it("refuses a bad flag before doing anything, naming it", async () => {

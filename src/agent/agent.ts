@@ -31,6 +31,9 @@ import { buildBgpModel } from "../bgp/bgp-model.js";
 import { birdPaths } from "../bgp/bgp-inputs.js";
 import type { BirdPaths } from "../bgp/bgp-inputs.js";
 import { BgpRuntime } from "../bgp/bgp-runtime.js";
+import type { BgpExtras } from "../bgp/bgp-runtime.js";
+import { loadBgpSecrets } from "../bgp/secret-dir.js";
+import type { BgpSecrets } from "../bgp/secret-dir.js";
 import type { BirdRuntime } from "../bgp/bgp-runtime.js";
 import { BirdSupervisor, defaultBirdDir } from "../bgp/bird-supervisor.js";
 import type { BirdSupervisorOptions } from "../bgp/bird-supervisor.js";
@@ -171,6 +174,7 @@ class Agent {
   #statusWriter!: EndpointStatusWriter;
   #links!: LinkMonitor;
   #bgp: BgpRuntime | undefined;
+  #bgpSecrets: BgpSecrets = {};
 
   // Sync and apply state.
   #syncStatus: SyncStatus = "waiting";
@@ -399,6 +403,7 @@ class Agent {
     const birdLog = this.#logging.child("bird");
     const options: BirdSupervisorOptions = { binary: c.birdBinary, logger: birdLog };
     const bird = this.#deps.bird?.(paths, options) ?? new BirdSupervisor(paths, options);
+    this.#bgpSecrets = await loadBgpSecrets(c.bgpSecretsDir);
     const bgp = new BgpRuntime({
       nodeName: c.nodeName,
       backend: this.#store.backend,
@@ -415,10 +420,11 @@ class Agent {
     cleanups.push(() => bgp.stop({ stopBird: this.#config.birdStopOnExit }));
   }
 
-  #bgpExtras(): { workloadRouteProtocol: number; workloadInterfacePrefix: string } {
+  #bgpExtras(): BgpExtras {
     return {
       workloadRouteProtocol: this.#config.deviceRouteProtocol,
       workloadInterfacePrefix: this.#config.interfacePrefix,
+      secrets: this.#bgpSecrets,
     };
   }
 
@@ -822,6 +828,10 @@ class Agent {
       } while (this.#statusAgain && !stop.aborted);
     })().finally(() => {
       this.#statusLoop = undefined;
+      // A kick that came after the loop's last check but before this
+      // callback only set #statusAgain: run again, or those statuses would
+      // wait for the next apply (and a CNI ADD waiting on them with it).
+      if (this.#statusAgain && !stop.aborted) this.#kickStatusWriter();
     });
   }
 

@@ -200,6 +200,13 @@ const TABLE = {
     default: "bird",
     description: "The BIRD 2 executable (looked up on PATH unless a path).",
   }),
+  bgpSecretsDir: param({
+    group: "bgp",
+    type: stringType({ pattern: /^\/[^\0\n]*$/, rule: "an absolute path" }),
+    default: "/etc/twill/bgp-secrets",
+    description:
+      "Where BGP passwords' `secretKeyRef`s are looked up: `<dir>/<secret name>/<key>`, one file per key, as a Kubernetes Secret volume is mounted. Read when the agent starts.",
+  }),
   birdStopOnExit: param({
     group: "bgp",
     type: booleanType(),

@@ -24,6 +24,7 @@ import {
   blockOf,
   deleteResource,
   e2eUnavailable,
+  getResource,
   globalPolicy,
   hostAddress,
   kernelRoutes,
@@ -275,6 +276,53 @@ describe(
         flow?.kill();
         await Promise.all(watches.map((x) => x.watch.stop()));
         await deleteResource(lab, "GlobalNetworkPolicy", "e2e-flow");
+      }
+    });
+
+    it("announces every block a host claims, also a second one next to its first", async () => {
+      // Blocks of 4 addresses, the lab's pool closed to new allocations: the
+      // fifth workload on h3 makes it claim a second block, usually the next
+      // one. Each claim reconfigures h3's BIRD with one more prefix to export.
+      const pool = await getResource(lab, "IPPool", "default-ipv4-ippool");
+      const poolSpec = pool.spec as Record<string, unknown>;
+      await applyResources(lab, [
+        {
+          apiVersion: "projectcalico.org/v3",
+          kind: "IPPool",
+          metadata: { name: "e2e-small-blocks" },
+          spec: { cidr: "10.66.0.0/16", blockSize: 30, nodeSelector: "all()" },
+        },
+        { ...pool, spec: { ...poolSpec, disabled: true } },
+      ]);
+      try {
+        const h1 = host(w.client.host);
+        const h3 = host(w.other.host);
+        const added: WorkloadRecord[] = [];
+        for (let i = 0; i < 5; i++) {
+          added.push(await labAddWorkload(env!.name, h3.name, { stateRoot: env!.root }));
+        }
+        const blocks = [...new Set(await Promise.all(added.map((a) => blockOf(h3, ip(a)))))];
+        assert.ok(blocks.length >= 2, `h3 claimed a second block: ${blocks.join(", ")}`);
+        for (const block of blocks) {
+          const route = await waitFor(
+            `${h1.name}: route to ${h3.name}'s block ${block}`,
+            async () => {
+              const [r] = await kernelRoutes(h1.ns, block);
+              return r === undefined ? `no route (h3's blocks: ${blocks.join(", ")})` : r;
+            },
+            { timeoutMs: 10_000 },
+          );
+          assert.deepEqual(nextHops(route), [hostAddress(h3)]);
+        }
+        await expectMatrix(
+          added.map((a) => ({
+            from: w.client.ns,
+            target: { proto: "icmp", addr: ip(a) },
+            allowed: true,
+          })),
+        );
+      } finally {
+        await applyResources(lab, [pool]);
       }
     });
   },

@@ -78,7 +78,7 @@ describe(
           assert.ok(route, `${r.name} has a route to ${block} (${w.name})`);
           assert.equal(route.protocol, "bgp", `${r.name} learned ${block} over BGP`);
           // Own rack: straight to the host. Other rack: towards the spine. Spine: the rack's ToR.
-          const want =
+          const want: string =
             r.role === "spine"
               ? `10.1.${100 + (owner.rack ?? 0)}.2`
               : r.rack === owner.rack

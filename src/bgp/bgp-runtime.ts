@@ -52,7 +52,10 @@ export interface BgpRuntimeOptions {
   extras?: BgpExtras;
 }
 
-export type BgpExtras = Pick<BgpInputs, "workloadRouteProtocol" | "workloadInterfacePrefix">;
+export type BgpExtras = Pick<
+  BgpInputs,
+  "workloadRouteProtocol" | "workloadInterfacePrefix" | "secrets"
+>;
 
 export interface BgpRuntimeStats extends BirdSupervisorStats {
   renders: number;

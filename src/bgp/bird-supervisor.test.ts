@@ -4,7 +4,7 @@
 // restart (with -R) after kill -9, adopt a running BIRD, clean up after a
 // dead one, and stop.
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { NetnsPool } from "../dataplane/netns-testkit.js";
 import { isErrorCode } from "../util/errors.js";
@@ -208,6 +208,21 @@ describe(
       await fourth.stop({ stopBird: true });
       assert.ok(!alive(firstPid));
       assert.equal(fourth.state, "stopped");
+    });
+
+    it("replaces a BIRD whose pid file names it but whose socket does not answer", async () => {
+      const fifth = supervisor();
+      assert.equal(await fifth.start(), "clean");
+      assert.equal(await fifth.setConfig(A), "started");
+      const pid = fifth.stats().pid!;
+      await fifth.stop();
+      rmSync(paths.socket);
+      const sixth = supervisor();
+      assert.equal(await sixth.start(), "stale");
+      assert.ok(!alive(pid), "the unreachable BIRD was stopped");
+      assert.equal(await sixth.setConfig(A), "started");
+      assert.deepEqual(await routes(sixth), ["10.65.0.0/26"]);
+      await sixth.stop({ stopBird: true });
     });
 
     it("refuses a socket path too long for a unix socket", async () => {

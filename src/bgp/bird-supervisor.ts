@@ -43,6 +43,8 @@ import { TwillError } from "../util/errors.js";
 import { BirdControl } from "./bird-control.js";
 import type { BirdPaths } from "./bgp-inputs.js";
 
+export { DEFAULT_BIRD_ROOT, defaultBirdDir } from "./bird-dir.js";
+
 /** Pino-shaped: fields first, then the message. */
 export interface BirdLogger {
   debug(fields: Record<string, unknown>, message: string): void;
@@ -101,13 +103,6 @@ export interface BirdSupervisorStats {
   reloads: number;
   /** The running BIRD was found running (started by an earlier agent). */
   adopted: boolean;
-}
-
-/** Where each node's BIRD directory is, unless --bird-dir says otherwise. */
-export const DEFAULT_BIRD_ROOT = "/var/run/twill/bird";
-
-export function defaultBirdDir(nodeName: string): string {
-  return `${DEFAULT_BIRD_ROOT}/${nodeName}`;
 }
 
 /** sun_path holds 108 bytes, the terminating NUL included. */
@@ -208,6 +203,20 @@ export class BirdSupervisor {
       return "adopted";
     }
     if (found.kind === "stale") {
+      if (found.pid !== undefined && (await isBird(found.pid))) {
+        // Its pid file names it, yet its socket does not answer (removed, or
+        // BIRD is wedged): it cannot be supervised, and a second BIRD beside it
+        // would fight over the kernel table. Ours to replace.
+        this.#log.warn(
+          { pid: found.pid, dir: this.paths.dir },
+          "BIRD runs but its control socket does not answer; stopping it",
+        );
+        tryKill(found.pid, "SIGTERM");
+        if (!(await waitGone(found.pid, undefined, 3_000))) {
+          tryKill(found.pid, "SIGKILL");
+          await waitGone(found.pid, undefined, 2_000);
+        }
+      }
       this.#log.info(
         { dir: this.paths.dir, pid: found.pid },
         "a BIRD that ran here is gone; removed its socket and pid file",

@@ -407,6 +407,50 @@ describe("calc graph: IP sets", () => {
   });
 });
 
+describe("calc graph: labels", () => {
+  it("finds endpoints by a label key no selector read before, and by namespace labels changed later", () => {
+    const { d } = synced(remotes.resources);
+    const canary = workload({
+      namespace: "shop",
+      pod: "web-3",
+      node: REMOTE_HOST,
+      ips: ["10.65.1.7"],
+      labels: { app: "web", track: "canary" },
+    });
+    d.feed(puts([canary]));
+    assert.deepEqual(d.flush(), [], "no selector reads track yet");
+    const fromCanary = networkPolicy("shop", "from-canary", {
+      selector: "app == 'web'",
+      ingress: [{ action: "Allow", source: { selector: "track == 'canary'" } }],
+    });
+    d.feed(puts([fromCanary]));
+    assert.ok(
+      summary(d.flush()).includes(
+        'ipset-update (track == "canary" && projectcalico.org/namespace == "shop") [10.65.1.7/32]',
+      ),
+    );
+    const fromBeta = networkPolicy("shop", "from-beta", {
+      selector: "app == 'web'",
+      ingress: [
+        {
+          action: "Allow",
+          source: { selector: "app == 'web'", namespaceSelector: "stage == 'beta'" },
+        },
+      ],
+    });
+    d.feed(puts([fromBeta]));
+    assert.ok(
+      summary(d.flush()).includes('ipset-update (app == "web" && pcns.stage == "beta") []'),
+    );
+    // The namespace's labels change: every endpoint in it is re-read.
+    d.feed(puts([namespaceProfile("shop", { team: "a", env: "prod", stage: "beta" })]));
+    const all = "10.65.0.1/32 10.65.1.1/32 10.65.1.7/32";
+    assert.ok(summary(d.flush()).includes(`ipset-delta +[${all}] -[]`));
+    d.feed(puts([namespaceProfile("shop", { team: "a", env: "prod" })]));
+    assert.ok(summary(d.flush()).includes(`ipset-delta +[] -[${all}]`));
+  });
+});
+
 describe("calc graph: endpoints", () => {
   it("lists a local endpoint's policies by tier and order, profiles, missing profiles", () => {
     const ep = (resources: Resource[]) => {

@@ -26,6 +26,13 @@
 //   emits the difference between what was last sent and what is desired.
 // - The semantics of labels and selectors live in model.ts, shared with
 //   explain.ts (the brute-force reference this graph is tested against).
+// - Memory is per endpoint, and there may be hundreds of thousands: an item
+//   keeps no resource (local endpoints excepted), only its id, canonical
+//   nets, a shared list of named ports, and one label object whose prototype
+//   holds what its group (same namespace, orchestrator and profiles)
+//   inherits (model.ts, layeredLabels). Both label indexes hold that same
+//   object and index only the label keys some selector reads. About 1 KB per
+//   endpoint in all (docs/benchmarks.md, `calc`).
 import type { KindId } from "../api/kinds.js";
 import type { Resource } from "../api/resource.js";
 import type { GlobalNetworkPolicy, NetworkPolicy } from "../api/schemas/network-policy.js";
@@ -117,7 +124,6 @@ interface ItemInput {
  * thousand groups.
  */
 interface LabelGroup {
-  readonly key: string;
   readonly namespace: string | undefined;
   readonly orchestrator: string | undefined;
   readonly profiles: readonly string[];
@@ -142,7 +148,7 @@ interface Item {
   readonly ports: readonly NamedPort[];
   readonly local: boolean;
   /** For local endpoints: the resource, to build the LocalEndpoint message. */
-  readonly resource?: WorkloadEndpoint | HostEndpoint;
+  readonly resource: WorkloadEndpoint | HostEndpoint | undefined;
 }
 
 interface PolicyRecord {
@@ -301,7 +307,8 @@ export class CalcGraph {
   readonly #policyIdByKey = new Map<string, string>();
 
   // --- Label inheritance: items grouped by what they inherit.
-  readonly #groups = new Map<string, LabelGroup>();
+  /** By namespace (undefined: not namespaced); a namespace has one or a few. */
+  readonly #groupsByNamespace = new Map<string | undefined, LabelGroup[]>();
   /** Profile name → the groups whose inherited labels it shapes (see #profilesShaping). */
   readonly #groupsByProfile = new Map<string, Set<LabelGroup>>();
   readonly #portLists = new Map<string, readonly NamedPort[]>();
@@ -551,7 +558,8 @@ export class CalcGraph {
    */
   #internPorts(ports: NamedPort[]): readonly NamedPort[] {
     if (ports.length === 0) return NO_PORTS;
-    const key = JSON.stringify(ports);
+    let key = "";
+    for (const p of ports) key += `${p.name}\u0000${p.protocol}\u0000${p.port}\u0000`;
     const known = this.#portLists.get(key);
     if (known !== undefined) return known;
     if (this.#portLists.size >= PORT_LISTS_MAX) this.#portLists.clear();
@@ -562,11 +570,12 @@ export class CalcGraph {
 
   /** The group for an item's namespace, orchestrator and profiles, made if new. */
   #acquireGroup(input: ItemInput): LabelGroup {
-    const key = JSON.stringify([input.namespace ?? null, input.orchestrator ?? null, input.profiles]);
-    const known = this.#groups.get(key);
-    if (known !== undefined) return known;
+    let groups = this.#groupsByNamespace.get(input.namespace);
+    for (const g of groups ?? []) {
+      if (g.orchestrator === input.orchestrator && sameStrings(g.profiles, input.profiles))
+        return g;
+    }
     const group: LabelGroup = {
-      key,
       namespace: input.namespace,
       orchestrator: input.orchestrator,
       profiles: input.profiles.slice(),
@@ -574,11 +583,12 @@ export class CalcGraph {
       items: new Set(),
     };
     group.inherited = this.#inheritedLabels(group);
-    this.#groups.set(key, group);
+    if (groups === undefined) this.#groupsByNamespace.set(input.namespace, (groups = []));
+    groups.push(group);
     for (const p of this.#profilesShaping(group)) {
-      let groups = this.#groupsByProfile.get(p);
-      if (groups === undefined) this.#groupsByProfile.set(p, (groups = new Set()));
-      groups.add(group);
+      let shaped = this.#groupsByProfile.get(p);
+      if (shaped === undefined) this.#groupsByProfile.set(p, (shaped = new Set()));
+      shaped.add(group);
     }
     return group;
   }
@@ -587,7 +597,9 @@ export class CalcGraph {
   #releaseGroup(group: LabelGroup, id: string): void {
     group.items.delete(id);
     if (group.items.size > 0) return;
-    this.#groups.delete(group.key);
+    const groups = this.#groupsByNamespace.get(group.namespace)!;
+    groups.splice(groups.indexOf(group), 1);
+    if (groups.length === 0) this.#groupsByNamespace.delete(group.namespace);
     for (const p of this.#profilesShaping(group)) {
       const groups = this.#groupsByProfile.get(p);
       groups?.delete(group);
@@ -629,7 +641,7 @@ export class CalcGraph {
       nets: input.nets,
       ports: input.ports,
       local: input.local,
-      ...(input.resource === undefined ? {} : { resource: input.resource }),
+      resource: input.resource,
     };
     if (old) {
       if (old.group !== group) this.#releaseGroup(old.group, old.id);

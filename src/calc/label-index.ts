@@ -207,7 +207,7 @@ export function planFor(selector: Selector | SelectorNode, sizes: BucketSizes): 
 // ---- storage ----------------------------------------------------------------
 
 /** The distinct label keys a selector tree reads, in first-seen order. */
-export function selectorKeys(node: SelectorNode): string[] {
+function selectorKeys(node: SelectorNode): string[] {
   const keys = new Set<string>();
   const visit = (n: SelectorNode): void => {
     switch (n.kind) {
@@ -275,9 +275,10 @@ interface SelectorState<S extends string, I extends string> {
 
 /**
  * A set that is usually small: the selectors matching one item, a handful in
- * a real cluster but in principle thousands. An exactly sized array (250,000
- * of them: an array grown by push would carry room for 16 more) until it
- * holds SMALL_SET_MAX, a Set from then on.
+ * a real cluster but in principle thousands. An array (appending is several
+ * times cheaper than a Set insert, or than copying into an exactly sized
+ * array, which matters across 250,000 items) until it holds SMALL_SET_MAX, a
+ * Set from then on.
  */
 type SmallSet<T> = T[] | Set<T>;
 
@@ -287,8 +288,7 @@ const SMALL_SET_MAX = 32;
 function smallSetAdd<T>(set: SmallSet<T> | undefined, x: T): SmallSet<T> {
   if (set === undefined) return [x];
   if (!Array.isArray(set)) return set.add(x);
-  const n = set.length;
-  if (n >= SMALL_SET_MAX) return new Set(set).add(x);
+  if (set.length >= SMALL_SET_MAX) return new Set(set).add(x);
   set.push(x);
   return set;
 }
@@ -398,6 +398,8 @@ export class LabelIndex<S extends string = string, I extends string = string> {
   /** By column number; undefined where a column was dropped (reused first). */
   readonly #columns: (KeyColumn<S, I> | undefined)[] = [];
   readonly #freeColumns: number[] = [];
+  /** Scratch for updateItem: the item's value in each column. */
+  readonly #values: (string | undefined)[] = [];
   readonly #unindexed = new Set<SelectorState<S, I>>();
   #stamp = 0;
   #notifying = false;
@@ -576,20 +578,24 @@ export class LabelIndex<S extends string = string, I extends string = string> {
   updateItem(id: I, labels: Labels): void {
     this.#checkNotNotifying("updateItem", id);
     const columns = this.#columns;
+    // The item's value for each column, read once (a lookup by a varying
+    // key is the costly part of filing an item).
+    const values = this.#values;
     let item = this.#items.get(id);
     if (item === undefined) {
       item = { id, labels, slots: NO_SLOTS, matches: undefined };
       this.#items.set(id, item);
       let last = -1;
       for (let c = 0; c < columns.length; c++) {
-        if (columns[c] !== undefined && labelValue(labels, columns[c]!.key) !== undefined) last = c;
+        const column = columns[c];
+        const value = column === undefined ? undefined : labelValue(labels, column.key);
+        values[c] = value;
+        if (value !== undefined) last = c;
       }
       if (last >= 0) item.slots = new Array<number>(last + 1).fill(-1);
       for (let c = 0; c <= last; c++) {
-        const column = columns[c];
-        if (column === undefined) continue;
-        const value = labelValue(labels, column.key);
-        if (value !== undefined) this.#fileItem(item, column, value);
+        const value = values[c];
+        if (value !== undefined) this.#fileItem(item, columns[c]!, value);
       }
     } else {
       const old = item.labels;
@@ -598,9 +604,13 @@ export class LabelIndex<S extends string = string, I extends string = string> {
       let changed = false;
       for (let c = 0; c < columns.length; c++) {
         const column = columns[c];
-        if (column === undefined) continue;
+        if (column === undefined) {
+          values[c] = undefined;
+          continue;
+        }
         const was = labelValue(old, column.key);
         const now = labelValue(labels, column.key);
+        values[c] = now;
         if (was === now) continue;
         changed = true;
         if (was !== undefined) this.#unfileItem(item, column, was);
@@ -624,12 +634,12 @@ export class LabelIndex<S extends string = string, I extends string = string> {
       sel.matchedAt = stamp;
       if (sel.matchedBeforeAt !== stamp) started.push(sel);
     };
-    const slots = item.slots;
-    for (let c = 0; c < slots.length; c++) {
-      if (slots[c]! < 0) continue;
+    for (let c = 0; c < columns.length; c++) {
+      const value = values[c];
+      if (value === undefined) continue;
       const column = columns[c]!;
       for (const sel of column.anyValue) consider(sel);
-      const byValue = column.selectors.get(labelValue(labels, column.key)!);
+      const byValue = column.selectors.get(value);
       if (byValue !== undefined) for (const sel of byValue) consider(sel);
     }
     for (const sel of this.#unindexed) consider(sel);

@@ -20,6 +20,7 @@ import { registerGet } from "./commands/get.js";
 import { registerIpam } from "./commands/ipam.js";
 import { registerLab } from "./commands/lab.js";
 import { registerLabel } from "./commands/label.js";
+import { registerNode } from "./commands/node.js";
 import { registerPatch } from "./commands/patch.js";
 import { registerValidate } from "./commands/validate.js";
 import { registerVersion } from "./commands/version.js";
@@ -122,6 +123,7 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
   registerIpam(program, ctx);
   registerCni(program, ctx);
   registerAgent(program, ctx, deps.env);
+  registerNode(program, ctx, deps.env);
   registerLab(program, ctx);
 
   try {

@@ -1,12 +1,15 @@
 // ADD: give a workload its network.
 //
 //   1 check the netns and the endpoint-to-be (nothing done yet)
-//   2 addresses from IPAM (in-process, or the delegated IPAM plugin)
-//   3 veth pair: host side tw<hash> (ee:ee:ee:ee:ee:ee), peer in CNI_NETNS as CNI_IFNAME
-//   4 host side: sysctls, up, /32 (/128) routes (proto 116)
-//   5 workload side: up, addresses, 169.254.1.1 link route, default routes
-//   6 the WorkloadEndpoint
-//   7 wait until the agent reports the endpoint's policy programmed
+//   2 at once: addresses from IPAM (in-process, or the delegated IPAM
+//     plugin), and the veth pair: host side tw<hash> (ee:ee:ee:ee:ee:ee),
+//     peer in CNI_NETNS as CNI_IFNAME
+//   3 at once: the host side (sysctls, up, /32 (/128) routes, proto 116)
+//     and the workload side (up, addresses, 169.254.1.1 link route,
+//     default routes)
+//   4 the WorkloadEndpoint (the interface is up by now, so the agent
+//     programs the endpoint in one pass)
+//   5 wait until the agent reports the endpoint's policy programmed
 //
 // Every step that changed something pushes its undo; any failure runs the
 // undos in reverse (endpoint deleted, veth removed, addresses released) and
@@ -60,35 +63,69 @@ export async function cmdAdd(session: Session): Promise<CniResult> {
     // Fail on a bad endpoint before anything is changed.
     checkWorkloadEndpoint(buildWorkloadEndpoint(id, conf, { addresses: {} }));
 
-    step = "assigning addresses";
-    const { addresses, dns } = await assign(session, id);
-    undos.push({
-      what: "releasing the addresses",
-      run: () => unassign(session, id, addresses),
-    });
-
-    step = "creating the veth pair";
+    // The veth pair needs no address: it is made while IPAM works.
+    step = "assigning addresses and creating the veth pair";
     const vethSpec = { hostInterface: id.hostInterface, netns: env.netns, ifname: env.ifname };
-    await deps.netlink.createVeth({
-      ...vethSpec,
-      ...(conf.mtu !== undefined ? { mtu: conf.mtu } : {}),
-      ...(conf.requestedMac !== undefined ? { containerMac: conf.requestedMac } : {}),
-    });
-    undos.push({
-      what: `deleting interface "${id.hostInterface}"`,
-      run: () => deps.netlink.deleteHostInterface(id.hostInterface),
-    });
+    const [assigned, veth] = await Promise.allSettled([
+      assign(session, id),
+      deps.netlink.createVeth({
+        ...vethSpec,
+        ...(conf.mtu !== undefined ? { mtu: conf.mtu } : {}),
+        ...(conf.requestedMac !== undefined ? { containerMac: conf.requestedMac } : {}),
+      }),
+    ]);
+    if (assigned.status === "fulfilled") {
+      const { addresses } = assigned.value;
+      undos.push({
+        what: "releasing the addresses",
+        run: () => unassign(session, id, addresses),
+      });
+    }
+    if (veth.status === "fulfilled") {
+      undos.push({
+        what: `deleting interface "${id.hostInterface}"`,
+        run: () => deps.netlink.deleteHostInterface(id.hostInterface),
+      });
+    }
+    if (assigned.status === "rejected") {
+      step = "assigning addresses";
+      throw assigned.reason;
+    }
+    if (veth.status === "rejected") {
+      step = "creating the veth pair";
+      throw veth.reason;
+    }
+    const { addresses, dns } = assigned.value;
 
-    step = "configuring the host side";
-    await deps.netlink.configureHostSide(id.hostInterface, addresses);
-    step = "configuring the workload side";
-    const { mac } = await deps.netlink.configureWorkloadSide(env.netns, env.ifname, addresses);
+    // The two ends are in different namespaces: configured side by side.
+    step = "configuring the interfaces";
+    const [host, workload] = await Promise.allSettled([
+      deps.netlink.configureHostSide(id.hostInterface, addresses),
+      deps.netlink.configureWorkloadSide(env.netns, env.ifname, addresses),
+    ]);
+    if (host.status === "rejected") {
+      step = "configuring the host side";
+      throw host.reason;
+    }
+    if (workload.status === "rejected") {
+      step = "configuring the workload side";
+      throw workload.reason;
+    }
+    const { mac } = workload.value;
 
     step = "writing the workload endpoint";
     const wep = buildWorkloadEndpoint(id, conf, { addresses, mac });
     checkWorkloadEndpoint(wep);
     const { store } = await session.datastore();
-    const written = (await store.apply(wep)).resource;
+    // Almost always new: one transaction. An ADD repeated for an endpoint
+    // that is there already (same pod, same interface) replaces it.
+    let written;
+    try {
+      written = await store.create(wep);
+    } catch (err) {
+      if (!isErrorCode(err, "AlreadyExists")) throw err;
+      written = (await store.apply(wep)).resource;
+    }
     const resourceVersion = written.metadata.resourceVersion ?? "0";
     const statusKey = endpointStatusKey(store.prefix, {
       node: id.node,
@@ -117,6 +154,7 @@ export async function cmdAdd(session: Session): Promise<CniResult> {
         backend: store.backend,
         key: statusKey,
         resourceVersion,
+        fromRevision: Number(resourceVersion),
         timeoutMs: conf.policy.timeoutSeconds * 1000,
         what: `workload endpoint "${id.wepName}" in namespace "${id.namespace}" (revision ${resourceVersion})`,
       });

@@ -1,8 +1,9 @@
 // ADD's wait for the agent: the endpoint's policy must be programmed before
 // the workload starts (docs/cni.md, "The policy wait"). The agent writes a
-// status key per endpoint (src/datastore/endpoint-status.ts); this reads it
-// and then watches it until it says "programmed" at a revision at least as
-// new as the endpoint ADD wrote, or the time is up.
+// status key per endpoint (src/datastore/endpoint-status.ts); this watches
+// it (from the revision ADD wrote the endpoint at, or after reading it)
+// until it says "programmed" at a revision at least as new as the endpoint
+// ADD wrote, or the time is up.
 import type { Backend } from "../datastore/backend.js";
 import { isProgrammedAt, parseEndpointStatus } from "../datastore/endpoint-status.js";
 import { CNI_ERROR, CniError } from "./cni-error.js";
@@ -13,6 +14,11 @@ export interface PolicyWaitRequest {
   key: string;
   /** The WorkloadEndpoint's resourceVersion as written by ADD. */
   resourceVersion: string;
+  /**
+   * The revision ADD wrote the endpoint at, when known: no status before it
+   * can be the answer, so the wait watches from there without reading first.
+   */
+  fromRevision?: number;
   timeoutMs: number;
   /** What the endpoint is, for messages. */
   what: string;
@@ -42,12 +48,20 @@ export async function waitForProgrammed(req: PolicyWaitRequest): Promise<void> {
         : `the agent reports revision ${status.resourceVersion} programmed, not yet ${resourceVersion}`;
     return false;
   };
+  let from = req.fromRevision;
   try {
     for (;;) {
-      // list (not get) for the revision to watch from; the key is a prefix of others.
-      const { entries, revision } = await backend.list(key);
-      const current = entries.find((e) => e.key === key);
-      if (current && consider(current.value)) return;
+      let revision: number;
+      if (from !== undefined && Number.isSafeInteger(from) && from >= 0) {
+        revision = from;
+      } else {
+        // list (not get) for the revision to watch from; the key is a prefix of others.
+        const listed = await backend.list(key);
+        const current = listed.entries.find((e) => e.key === key);
+        if (current && consider(current.value)) return;
+        revision = listed.revision;
+      }
+      from = undefined; // After a compaction: read, then watch.
       let compacted = false;
       for await (const ev of backend.watch(key, { fromRevision: revision, signal })) {
         if (ev.type === "compacted") {

@@ -14,7 +14,8 @@
 //   agents     `twill agent` in every host namespace (it runs BIRD), until
 //              each answers /readyz on its management address
 //   workloads  the real CNI plugin, run in the host's namespace as a
-//              runtime would, for every workload namespace
+//              runtime would, for every workload namespace (each a pod
+//              "default/<workload>" to the plugin, as the kubelet says)
 //   bgp        until every BGP session is established and every host and
 //              router has a route of its own to every workload
 //
@@ -79,6 +80,8 @@ export const TWILL_MAIN = fileURLToPath(new URL("../bin/twill.js", import.meta.u
 export const CNI_MAIN = fileURLToPath(new URL("../cni/main.js", import.meta.url));
 const FRR_DIR = "/usr/lib/frr";
 const CNI_NETWORK = "twill-lab";
+/** The Kubernetes namespace of the lab's workloads (attached as pods). */
+export const LAB_POD_NAMESPACE = "default";
 
 export interface LabProgress {
   step: string;
@@ -216,7 +219,7 @@ export async function labUp(
 
   try {
     await step("network", async () => {
-      await buildNetwork(plan, paths);
+      await buildLabNetwork(plan, { dir: paths.dir });
       const links = plan.links.length;
       return {
         value: undefined,
@@ -306,18 +309,28 @@ function writeWrappers(paths: LabPaths): void {
   writeFileSync(`${paths.bin}/twill`, sh(TWILL_MAIN), { mode: 0o755 });
 }
 
-async function buildNetwork(plan: LabPlan, paths: LabPaths): Promise<void> {
+/**
+ * The lab's network alone (labUp's first step): every namespace of the
+ * plan (workloads' included, with `lo` up), bridges, veths, addresses and
+ * routes; with `hostNft` (default true) each host's `inet twill_lab` table.
+ * No daemon. Benchmarks use it to build the same fabric without twill.
+ */
+export async function buildLabNetwork(
+  plan: LabPlan,
+  options: { dir: string; hostNft?: boolean },
+): Promise<void> {
   const names = [...plan.namespaces.map((n) => n.name), ...plan.workloads.map((w) => w.ns)];
   await runOk("ip", ["-batch", "-"], { input: renderNetnsAdd(names) });
-  const nftFile = `${paths.dir}/host.nft`;
-  writeFileSync(nftFile, renderHostNft());
+  const hostNft = options.hostNft ?? true;
+  const nftFile = `${options.dir}/host.nft`;
+  if (hostNft) writeFileSync(nftFile, renderHostNft());
   // Round 1: sysctls (before links, so new interfaces inherit the defaults),
   // bridges and veths, one shell per namespace. The mgmt namespace goes
   // last: a host's ICMP errors to its workloads (traceroute's first hop)
   // come from the address of its lowest-numbered interface, which must be
   // fab0, created before mgmt0, and not the management address.
   const round1 = async (ns: (typeof plan.namespaces)[number]): Promise<void> => {
-    const nft = ns.role === "host" ? ` && nft -f ${nftFile}` : "";
+    const nft = hostNft && ns.role === "host" ? ` && nft -f ${nftFile}` : "";
     await runOk(
       "ip",
       [
@@ -638,6 +651,9 @@ async function cni(
       PATH: process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin",
       CNI_COMMAND: command,
       CNI_CONTAINERID: `${plan.options.name}-${w.name}`,
+      // A Kubernetes pod "default/<workload>", as the kubelet would name it:
+      // Kubernetes NetworkPolicies (which select k8s pods only) apply too.
+      CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${LAB_POD_NAMESPACE};K8S_POD_NAME=${w.name}`,
       CNI_NETNS: `/var/run/netns/${w.ns}`,
       CNI_IFNAME: "eth0",
       CNI_PATH: "/opt/cni/bin",

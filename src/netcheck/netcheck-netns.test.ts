@@ -122,9 +122,20 @@ describe("netcheck between two namespaces", { skip: why, timeout: 60_000 }, () =
       startResponder(b.name, { tcpPorts: [8080], udpPorts: [] }),
       /responder in .*: exited \(1\): responder: .*EADDRINUSE/,
     );
-    const extra = await startResponder(a.name, { tcpPorts: [6000], udpPorts: [6000] });
+    const extra = await startResponder(a.name, { tcpPorts: [6000], udpPorts: [6000], echo: true });
     const t: ProbeTarget[] = [{ proto: "tcp", addr: "10.9.0.1", port: 6000 }];
-    assert.equal((await probeFrom(b.name, t))[0]?.ok, true);
+    assert.deepEqual(await probeFrom(b.name, t), [
+      { target: t[0], ok: true, detail: "connected, seen as 10.9.0.2", seenAs: "10.9.0.2" },
+    ]);
+    // With echo, what is sent after the greeting comes back.
+    const echoed = await b.sh(
+      process.execPath,
+      "-e",
+      `const s = require("net").connect(6000, "10.9.0.1"); let got = "";
+       s.on("data", (d) => { got += d; if (got.endsWith("ping")) { console.log(got.split("\\n")[1]); s.destroy(); } });
+       s.write("ping");`,
+    );
+    assert.equal(echoed.trim(), "ping");
     await extra.stop();
     await extra.stop();
     assert.equal((await probeFrom(b.name, t))[0]?.detail, "refused");

@@ -48,13 +48,16 @@ export interface ResponderHandle {
 export interface StartResponderOptions {
   tcpPorts: readonly number[];
   udpPorts: readonly number[];
+  /** TCP: echo after the greeting instead of closing (default false), for long flows. */
+  echo?: boolean;
   /** How long to wait for it to listen (default 10000 ms). */
   startTimeoutMs?: number;
 }
 
 /**
  * Starts a responder inside `netns`: TCP and UDP on every address, IPv4 and
- * IPv6, answering with the source address it saw. Resolves once it listens.
+ * IPv6, answering with one JSON line that names the source address it saw
+ * (see responder.ts). Resolves once it listens.
  * The process ends when stop() is called or when this process exits.
  */
 export function startResponder(
@@ -68,6 +71,7 @@ export function startResponder(
     opts.tcpPorts.join(","),
     "--udp",
     opts.udpPorts.join(","),
+    ...(opts.echo ? ["--echo"] : []),
   ]);
   const child = spawn(file, args, { stdio: ["pipe", "pipe", "pipe"] });
   const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));

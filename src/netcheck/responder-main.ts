@@ -1,5 +1,5 @@
 // The responder as a process, for `ip netns exec NS node responder-main.js
-// --tcp 80,8080 --udp 53` (netcheck.ts startResponder). Prints one line
+// --tcp 80,8080 --udp 53 [--echo]` (netcheck.ts startResponder). Prints one line
 // "ready" once every port is open. Exits when its standard input closes, so
 // it never outlives whoever started it, even one killed with SIGKILL; and on
 // SIGTERM.
@@ -15,7 +15,11 @@ function ports(flag: string): number[] {
 }
 
 try {
-  const responder = await serveResponder({ tcpPorts: ports("--tcp"), udpPorts: ports("--udp") });
+  const responder = await serveResponder({
+    tcpPorts: ports("--tcp"),
+    udpPorts: ports("--udp"),
+    echo: process.argv.includes("--echo"),
+  });
   const stop = () => {
     void responder.close().finally(() => process.exit(0));
   };

@@ -6,7 +6,8 @@
 //   {"proto":"udp","from":"10.65.0.1","to":"10.65.0.2","port":53,"nonce":"…"}
 //
 // TCP: one dual-stack listener on "::" (or "0.0.0.0" where IPv6 is off),
-// greets and closes. UDP: a reply must leave from the address the probe was
+// greets and closes; with `echo`, greets and then echoes what it receives
+// until the client closes (a long flow can be checked byte for byte). UDP: a reply must leave from the address the probe was
 // sent to, or the prober's connected socket (and the conntrack entry that
 // policy relies on) would not match it; Node has no IP_PKTINFO, so there is
 // one socket bound to each address the namespace has at start, besides the
@@ -17,12 +18,14 @@
 import { createSocket } from "node:dgram";
 import type { Socket as UdpSocket } from "node:dgram";
 import { createServer } from "node:net";
-import type { Server } from "node:net";
+import type { Server, Socket } from "node:net";
 import { networkInterfaces } from "node:os";
 
 export interface ResponderOptions {
   tcpPorts: readonly number[];
   udpPorts: readonly number[];
+  /** TCP: echo after the greeting instead of closing (default false). */
+  echo?: boolean;
 }
 
 export interface Responder {
@@ -40,17 +43,24 @@ function isUnsupported(err: unknown): boolean {
   return code === "EAFNOSUPPORT" || code === "EADDRNOTAVAIL";
 }
 
-function listenTcp(port: number, host: string): Promise<Server> {
+function listenTcp(port: number, host: string, echo: boolean, open: Set<Socket>): Promise<Server> {
   return new Promise((resolve, reject) => {
     const server = createServer((s) => {
       s.on("error", () => undefined);
+      open.add(s);
+      s.on("close", () => open.delete(s));
       const line = {
         proto: "tcp",
         from: plainAddress(s.remoteAddress),
         to: plainAddress(s.localAddress),
         port,
       };
-      s.end(`${JSON.stringify(line)}\n`);
+      if (echo) {
+        s.write(`${JSON.stringify(line)}\n`);
+        s.pipe(s);
+      } else {
+        s.end(`${JSON.stringify(line)}\n`);
+      }
     });
     server.once("error", reject);
     server.listen({ port, host, ipv6Only: false }, () => {
@@ -99,17 +109,21 @@ function localAddresses(): { address: string; family: 4 | 6 }[] {
 export async function serveResponder(options: ResponderOptions): Promise<Responder> {
   const tcp: Server[] = [];
   const udp: UdpSocket[] = [];
+  const open = new Set<Socket>();
+  const echo = options.echo ?? false;
   const close = async () => {
+    // A server closes once its connections have: end the echoing ones.
+    for (const s of open) s.destroy();
     await Promise.all(tcp.map((s) => new Promise((r) => s.close(r))));
     await Promise.all(udp.map((s) => new Promise<void>((r) => s.close(() => r()))));
   };
   try {
     for (const port of options.tcpPorts) {
       try {
-        tcp.push(await listenTcp(port, "::"));
+        tcp.push(await listenTcp(port, "::", echo, open));
       } catch (err) {
         if (!isUnsupported(err)) throw err;
-        tcp.push(await listenTcp(port, "0.0.0.0"));
+        tcp.push(await listenTcp(port, "0.0.0.0", echo, open));
       }
     }
     const addresses = options.udpPorts.length > 0 ? localAddresses() : [];

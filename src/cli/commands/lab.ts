@@ -1,12 +1,12 @@
 // `twill lab`: a whole data center on one machine, in network namespaces
 // (src/lab/, docs/lab.md). Subcommands: up, status, exec, apply,
-// add-workload, down. The lab module is loaded on demand: `twill --help`
+// add-workload, check, traceroute, down. The lab module is loaded on demand: `twill --help`
 // and every other command never pay for it.
 import { spawn } from "node:child_process";
 import { Option } from "commander";
 import type { Command } from "commander";
 import { TwillError } from "../../util/errors.js";
-import { UsageError } from "../cli-errors.js";
+import { EXIT, UsageError } from "../cli-errors.js";
 import type { ExitCode } from "../cli-errors.js";
 import type { CommandContext } from "../context.js";
 import { formatTable } from "../format-table.js";
@@ -18,6 +18,8 @@ export interface LabCommandDeps {
   execInherit(argv: readonly string[], env: Record<string, string | undefined>): Promise<number>;
   /** Whether stderr is a terminal (progress display). */
   isTTY(): boolean;
+  /** Whether results on stdout may carry ANSI colours (default: stdout is a terminal and NO_COLOR is unset). */
+  color?(): boolean;
   /** Where labs keep their state (tests use a temporary dir). */
   stateRoot?: string;
 }
@@ -35,6 +37,7 @@ const defaultDeps: LabCommandDeps = {
       child.on("exit", (code, sig) => resolve(code ?? (sig !== null ? 128 : 1)));
     }),
   isTTY: () => process.stderr.isTTY === true,
+  color: () => process.stdout.isTTY === true && (process.env["NO_COLOR"] ?? "") === "",
 };
 
 const lab = () => import("../../lab/lab.js");
@@ -90,7 +93,9 @@ Needs root, iproute2, etcd, bird2 and frr. Reference: docs/lab.md.
 Examples:
   twill lab up                                   # 2 racks, 4 hosts, 2 workloads each
   twill lab exec h1w1 -- traceroute -n 10.65.x.y
-  twill lab apply -f examples/tenant-isolation.yaml
+  twill lab check                                # every pair probed vs what policy says
+  twill lab apply -f examples/lab/tenant-isolation.yaml
+  twill lab traceroute h1w1 h4w2
   twill lab down`,
     );
 
@@ -244,7 +249,7 @@ Examples:
 Runs 'twill apply' inside the lab's management namespace against its etcd.
 
 Examples:
-  twill lab apply -f examples/tenant-isolation.yaml`,
+  twill lab apply -f examples/lab/tenant-isolation.yaml`,
     )
     .action(async (o: { filename: string[]; name?: string }) => {
       const { labTwillCommand } = await lab();
@@ -280,6 +285,102 @@ Examples:
       });
       const addrs = [w.ipv4, w.ipv6].filter((a) => a !== undefined).join(", ");
       out(`workload ${w.name} on ${w.host}: ${addrs} (${labelText(w.labels)})\n`);
+    });
+
+  cmd
+    .command("check")
+    .description(
+      "Probe every workload pair (TCP and ping) and compare with what the policy says; exit 1 on any difference",
+    )
+    .option("--name <name>", NAME_HELP)
+    .option("--port <port>", "the TCP port probed", "80")
+    .option(
+      "--attempts <n>",
+      "tries of a probe that does not match yet (policy takes a moment to land)",
+      "6",
+    )
+    .addOption(
+      new Option("-o, --output <format>", "output format")
+        .choices(["text", "json"])
+        .default("text"),
+    )
+    .addHelpText(
+      "after",
+      `
+For every ordered pair of workloads: a TCP connection to the port and a
+ping (also over IPv6 in a dual-stack lab). What policy says comes from the
+resources in the lab's datastore, evaluated by twill's reference evaluator
+(source's egress and destination's ingress, Calico and Kubernetes
+NetworkPolicy, tiers, profiles). A probe that does not match is tried again
+(--attempts) before it counts. The first check starts a small responder in
+every workload (it answers on the port with the address it saw) and leaves
+it running for the next checks; 'lab down' stops them.
+
+Exit code: 0 when every probe is as the policy says, 1 otherwise.
+
+Examples:
+  twill lab check
+  twill lab apply -f examples/lab/tenant-isolation.yaml && twill lab check
+  twill lab check --port 8080 -o json`,
+    )
+    .action(async (o: { name?: string; port: string; attempts: string; output: string }) => {
+      const port = wholeNumber("--port", o.port) ?? 80;
+      if (port < 1 || port > 65535) {
+        throw new UsageError(`--port: ${port} is not a port (1-65535)`, { command: "lab check" });
+      }
+      const attempts = Math.max(1, wholeNumber("--attempts", o.attempts) ?? 6);
+      const { labCheck } = await import("../../lab/lab-check.js");
+      const report = await labCheck(await labName(o.name), { ...settings, port, attempts }).catch(
+        (err: unknown) => {
+          throw asLabFailure(err, "lab check");
+        },
+      );
+      if (o.output === "json") {
+        out(`${JSON.stringify(report, null, 2)}\n`);
+      } else {
+        const { renderCheck } = await import("../../lab/render-check.js");
+        out(renderCheck(report, { color: deps.color?.() ?? false }));
+      }
+      if (report.mismatches > 0) ctx.fail(EXIT.failed);
+    });
+
+  cmd
+    .command("traceroute")
+    .description("traceroute between lab machines, every hop named (hosts and routers, no tunnel)")
+    .argument("<from>", "where to start: a workload (h1w1), host, router or plain machine")
+    .argument("<to>", "a workload, host, router, plain machine, or an address")
+    .option("--name <name>", NAME_HELP)
+    .addOption(
+      new Option("-o, --output <format>", "output format")
+        .choices(["text", "json"])
+        .default("text"),
+    )
+    .addHelpText(
+      "after",
+      `
+Runs 'traceroute -n -q 1 -w 1' inside FROM's namespace and names the machine
+behind every hop. Exit code 1 when the destination did not answer.
+
+Examples:
+  twill lab traceroute h1w1 h4w2
+  twill lab traceroute plain1 h1w1`,
+    )
+    .action(async (from: string, to: string, o: { name?: string; output: string }) => {
+      const { labTraceroute } = await import("../../lab/lab-trace.js");
+      const t = await labTraceroute(await labName(o.name), from, to, settings).catch(
+        (err: unknown) => {
+          throw asLabFailure(err, "lab traceroute");
+        },
+      );
+      if (o.output === "json") {
+        out(`${JSON.stringify(t, null, 2)}\n`);
+      } else {
+        const role = t.to.role === undefined ? "" : `, ${t.to.role}`;
+        out(`traceroute from ${t.from} to ${t.to.name} (${t.to.addr}${role}):\n`);
+        out(`${t.annotated.join("\n")}\n`);
+        out(`path: ${t.path}${t.reached ? "" : " (destination not reached)"}\n`);
+      }
+      if (!t.reached) ctx.fail(EXIT.failed);
     });
 
   cmd
