@@ -39,6 +39,10 @@
 //                    own: one random endpoint's app, role, tier or version
 //                    changed; 90% remote endpoints, 10% local ones (local
 //                    changes move policies and so cost more).
+//   full_sync_cpu_s, updates_per_cpu_s  the same in process CPU time (user +
+//                    system, all threads, so GC included): steadier than the
+//                    wall clock when other work shares the machine.
+//   load_avg         the 1-minute load average at the start and at the end.
 //   baseline_full_sync_s  a naive full sync, same run: every selector (policy
 //                    selectors and the rule selectors of all policies) evaluated
 //                    against every endpoint and network set, then the policies
@@ -55,6 +59,7 @@
 // validation in the timed part); one sample of each shape is checked against
 // validateResource first, so the input is what the API would store.
 
+import os from "node:os";
 import v8 from "node:v8";
 import vm from "node:vm";
 import assert from "node:assert/strict";
@@ -354,11 +359,19 @@ const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
 const round = (n: number, digits: number) => Number(n.toFixed(digits));
 const yieldToEventLoop = () => new Promise((resolve) => setImmediate(resolve));
 
+/** Process CPU seconds (user + system, all threads, so GC included). */
+function cpuSeconds(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+}
+
 export function fullSync(resources: readonly Resource[]): {
   graph: CalcGraph;
   messages: DataplaneMessage[];
   seconds: number;
+  cpuSeconds: number;
 } {
+  const cpuStart = cpuSeconds();
   const start = performance.now();
   const graph = new CalcGraph({ hostname: HOSTNAME });
   const inputs: CalcInput[] = resources.map((resource) => ({ type: "put", resource }));
@@ -366,9 +379,10 @@ export function fullSync(resources: readonly Resource[]): {
   graph.onUpdates(inputs);
   const messages = graph.flush();
   const seconds = (performance.now() - start) / 1000;
+  const cpu = cpuSeconds() - cpuStart;
   const errors = graph.drainErrors();
   if (errors.length > 0) throw new Error(`calc errors: ${JSON.stringify(errors.slice(0, 3))}`);
-  return { graph, messages, seconds };
+  return { graph, messages, seconds, cpuSeconds: cpu };
 }
 
 const UPDATE_POOLS: Record<string, readonly string[]> = {
@@ -579,6 +593,7 @@ function checkAgreement(messages: readonly DataplaneMessage[], naive: NaiveResul
 
 export async function run(ctx: BenchContext): Promise<BenchFigures> {
   const gc = forceGc();
+  const loadStart = os.loadavg()[0]!;
 
   // Small scale: the naive baseline and our graph, like for like.
   const small = makeCluster(SMALL, 0xca1c);
@@ -622,6 +637,7 @@ export async function run(ctx: BenchContext): Promise<BenchFigures> {
     `full scale: ${fmt(resources.length)} resources (${fmt(FULL.endpoints)} endpoints, ${fmt(FULL.policies)} policies)`,
   );
   const syncs: number[] = [];
+  const syncsCpu: number[] = [];
   const rss: number[] = [];
   const heap: number[] = [];
   let graph: CalcGraph | undefined;
@@ -636,12 +652,14 @@ export async function run(ctx: BenchContext): Promise<BenchFigures> {
     graph = s.graph;
     messages = s.messages.length;
     syncs.push(s.seconds);
+    syncsCpu.push(s.cpuSeconds);
     gc();
     const mem = process.memoryUsage();
     rss.push(mem.rss / 2 ** 20);
     heap.push(mem.heapUsed / 2 ** 20);
     ctx.log(
-      `full/graph: full sync ${r}/${RUNS}: ${s.seconds.toFixed(2)} s, ${fmt(messages)} messages, rss ${fmt(rss.at(-1)!)} MiB`,
+      `full/graph: full sync ${r}/${RUNS}: ${s.seconds.toFixed(2)} s (cpu ${s.cpuSeconds.toFixed(2)} s), ` +
+        `${fmt(messages)} messages, rss ${fmt(rss.at(-1)!)} MiB`,
     );
   }
   const stats = graph!.stats();
@@ -658,18 +676,22 @@ export async function run(ctx: BenchContext): Promise<BenchFigures> {
   );
   const gen = new Gen(0x0bd);
   const rates: number[] = [];
+  const ratesCpu: number[] = [];
   let updateMessages = 0;
   for (let r = 1; r <= RUNS; r++) {
     const updates = makeUpdates(endpoints, local, remote, UPDATES_PER_RUN, gen);
     updateMessages = 0;
+    const cpuStart = cpuSeconds();
     const start = performance.now();
     for (const resource of updates) {
       graph!.onUpdates([{ type: "put", resource }]);
       updateMessages += graph!.flush().length;
     }
     rates.push(UPDATES_PER_RUN / ((performance.now() - start) / 1000));
+    ratesCpu.push(UPDATES_PER_RUN / (cpuSeconds() - cpuStart));
     ctx.log(
-      `full/graph: updates ${r}/${RUNS}: ${fmt(rates.at(-1)!)} updates/s, ${fmt(updateMessages)} messages`,
+      `full/graph: updates ${r}/${RUNS}: ${fmt(rates.at(-1)!)} updates/s ` +
+        `(per cpu s ${fmt(ratesCpu.at(-1)!)}), ${fmt(updateMessages)} messages`,
     );
     await yieldToEventLoop();
   }
@@ -678,10 +700,12 @@ export async function run(ctx: BenchContext): Promise<BenchFigures> {
   const smallSync = median(smallSyncs);
   return {
     full_sync_s: round(median(syncs), 2),
+    full_sync_cpu_s: round(median(syncsCpu), 2),
     rss_mb: Math.round(rss[0]!),
     heap_used_mb: Math.round(median(heap)),
     rss_inputs_mb: Math.round(rssInputs),
     updates_per_s: Math.round(median(rates)),
+    updates_per_cpu_s: Math.round(median(ratesCpu)),
     baseline_full_sync_s: round(baselineMeasured / BASELINE_SCALE, 1),
     baseline_scale: BASELINE_SCALE,
     baseline_measured_s: round(baselineMeasured, 2),
@@ -697,5 +721,6 @@ export async function run(ctx: BenchContext): Promise<BenchFigures> {
     update_mode: `each update put and flushed alone; ${LOCAL_UPDATE_SHARE * 100}% local endpoints`,
     rss_mode: "after the first full sync, inputs released, forced GC",
     runs: RUNS,
+    load_avg: `${loadStart.toFixed(1)} → ${os.loadavg()[0]!.toFixed(1)}`,
   };
 }

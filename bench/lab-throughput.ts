@@ -30,7 +30,7 @@ import { join } from "node:path";
 import type { Resource } from "../src/api/resource.js";
 import { validateResource } from "../src/api/validate.js";
 import { buildLabNetwork, labDown, labUp, openLabStore } from "../src/lab/lab.js";
-import { mapLimit, run, runOk, spawnInNetns } from "../src/lab/lab-os.js";
+import { mapLimit, run as runCommand, runOk, spawnInNetns } from "../src/lab/lab-os.js";
 import { planLab, resolveLabOptions } from "../src/lab/topology.js";
 import type { LabOptions, LabPlan } from "../src/lab/topology.js";
 import { probeFrom } from "../src/netcheck/netcheck.js";
@@ -201,8 +201,7 @@ async function staticRoutes(
 }
 
 const hostAddress = (cidr: string): string => cidr.split("/")[0] ?? cidr;
-const vtepIp = (index: number): string =>
-  `10.200.${Math.floor(index / 250)}.${(index % 250) + 1}`;
+const vtepIp = (index: number): string => `10.200.${Math.floor(index / 250)}.${(index % 250) + 1}`;
 const vtepMac = (index: number): string =>
   `02:00:00:00:${Math.floor(index / 256)
     .toString(16)
@@ -273,7 +272,7 @@ async function tcpState(ns: string, ip: string, port: number): Promise<string> {
 }
 
 async function iperf(clientNs: string, ip: string): Promise<number> {
-  const r = await run(
+  const r = await runCommand(
     "ip",
     [
       "netns",
@@ -292,7 +291,8 @@ async function iperf(clientNs: string, ip: string): Promise<number> {
     ],
     { timeoutMs: (RUN_SECONDS + 30) * 1000 },
   );
-  if (r.code !== 0) throw new Error(`iperf3 to ${ip} failed: ${r.stdout.slice(0, 400)} ${r.stderr}`);
+  if (r.code !== 0)
+    throw new Error(`iperf3 to ${ip} failed: ${r.stdout.slice(0, 400)} ${r.stderr}`);
   const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } };
   return j.end.sum_received.bits_per_second / 1e9;
 }
@@ -318,7 +318,10 @@ export async function run(ctx: BenchContext): Promise<BenchFigures> {
   try {
     for (const n of Object.values(names)) await labDown(n, settings);
     const t0 = performance.now();
-    const info = await labUp({ ...topology, name: names.twill }, { ...settings, timeoutMs: 120_000 });
+    const info = await labUp(
+      { ...topology, name: names.twill },
+      { ...settings, timeoutMs: 120_000 },
+    );
     ctx.log(`twill lab up in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     const [client, server] = info.workloads;
     if (!client?.ipv4 || !server?.ipv4 || client.host === server.host) {
@@ -377,11 +380,22 @@ export async function run(ctx: BenchContext): Promise<BenchFigures> {
       }
     }
     const rulesInKernel = (
-      await runOk("ip", ["netns", "exec", info.plan.hosts[1]?.ns ?? "", "nft", "list", "table", "inet", "twill"])
+      await runOk("ip", [
+        "netns",
+        "exec",
+        info.plan.hosts[1]?.ns ?? "",
+        "nft",
+        "list",
+        "table",
+        "inet",
+        "twill",
+      ])
     )
       .split("\n")
       .filter((l) => /dport/.test(l)).length;
-    ctx.log(`every world reaches its iperf3 server; ${rulesInKernel} port rules in h2's twill table`);
+    ctx.log(
+      `every world reaches its iperf3 server; h2's twill table has ${rulesInKernel} lines matching ports`,
+    );
 
     const got: Record<World["name"], number[]> = { twill: [], bare: [], overlay: [] };
     const ratiosBare: number[] = [];

@@ -83,6 +83,16 @@ const BENCHMARKS: Record<string, BenchEntry> = {
       "BIRD with the rendered configuration in 100 namespaces (full mesh) and 300 (2 reflectors): cold start until every FIB holds every block (mesh_converge_s, rr_converge_s, bird_rss_mb)",
     load: () => import("./bgp-scale.js"),
   },
+  "lab-up": {
+    description:
+      "twill lab up (leaf-spine, 2 workloads a host) for 4, 16 and 50 hosts vs the bare namespace+veth plumbing of the same topology (up_s_N, bare_s_N)",
+    load: () => import("./lab-up.js"),
+  },
+  "lab-throughput": {
+    description:
+      "one TCP stream across racks through twill with 1,000 rules per direction vs the same topology with static routes and over VXLAN (ratio_bare, ratio_overlay)",
+    load: () => import("./lab-throughput.js"),
+  },
 };
 
 function listBenchmarks(write: (line: string) => void): void {

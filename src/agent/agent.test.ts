@@ -167,7 +167,8 @@ describe("twill agent (fake kernel, memory datastore)", () => {
     });
 
     await h.until("ready", async () => (await h.get("/readyz", healthPort)).status === 200);
-    assert.equal(h.nft.scripts.length, 1, "one transaction: the full table");
+    // The table created: sets and leaf chains, then every hook (nft-driver.ts).
+    assert.equal(h.nft.scripts.length, 2, "two transactions: the full table");
     assert.deepEqual(h.routes.dump(), [`10.65.0.1/32 dev ${ifaceOf(A)} proto 116`]);
     assert.equal(h.sysctls.values.get(`net/ipv4/conf/${ifaceOf(A)}/proxy_arp`), "1");
 
@@ -209,8 +210,8 @@ describe("twill agent (fake kernel, memory datastore)", () => {
           BigInt(relabelled.metadata.resourceVersion!)
       );
     });
-    assert.ok(h.nft.scripts.length >= 2);
-    assert.ok(h.nft.scripts.slice(1).every((s) => !s.includes("delete table")));
+    assert.ok(h.nft.scripts.length >= 3);
+    assert.ok(h.nft.scripts.slice(2).every((s) => !s.includes("delete table")));
 
     // The endpoint goes: its route and its status key go too.
     await h.store.delete(kindById("WorkloadEndpoint"), a.metadata.name, { namespace: "ns" });

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { bundleIsCurrent, loadBundle, runBundled } from "./bundle-loader.js";
+import { loadBundle, runBundled } from "./bundle-loader.js";
 
 const dir = mkdtempSync(join(tmpdir(), "twill-bundle-test-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -49,17 +49,5 @@ describe("bundle-loader", () => {
     const changed = loadBundle(bundle, `${bundle}.cache`);
     assert.equal(changed.cacheAccepted, false);
     assert.equal(await changed.main(), 5);
-  });
-
-  it("treats a bundle older than the modules tsc built as stale", () => {
-    const bundle = writeBundle("d.cjs", 0);
-    const module = join(dir, "d-main.js");
-    writeFileSync(module, "");
-    utimesSync(bundle, new Date(1_000_000), new Date(1_000_000));
-    assert.equal(bundleIsCurrent(bundle, module), false);
-    utimesSync(bundle, new Date(), new Date(Date.now() + 1000));
-    assert.equal(bundleIsCurrent(bundle, module), true);
-    assert.equal(bundleIsCurrent(bundle, join(dir, "no-such-module.js")), true);
-    assert.equal(bundleIsCurrent(join(dir, "no-such-bundle.cjs"), module), false);
   });
 });

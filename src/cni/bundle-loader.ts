@@ -21,7 +21,7 @@
 // the file starts with the SHA-1 of the bundle it was made from: a rebuilt
 // bundle never runs with the code of the one before.
 import { createHash } from "node:crypto";
-import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { basename, dirname, join } from "node:path";
 import { Script, constants as vmConstants } from "node:vm";
@@ -42,25 +42,6 @@ export interface BundledProgram {
   readonly cacheAccepted: boolean;
   /** Writes the code cache of what has been compiled so far; false when it cannot. */
   writeCodeCache(): boolean;
-}
-
-/**
- * Whether `bundle` exists and is no older than `builtModule` (a module tsc
- * built from the same sources): a plain `tsc` after a build leaves the
- * bundle behind the modules, and then the modules are what is current.
- */
-export function bundleIsCurrent(bundle: string, builtModule: string): boolean {
-  let bundleTime: number;
-  try {
-    bundleTime = statSync(bundle).mtimeMs;
-  } catch {
-    return false;
-  }
-  try {
-    return bundleTime >= statSync(builtModule).mtimeMs;
-  } catch {
-    return true; // Only the bundle was installed.
-  }
 }
 
 /** Compiles the bundle (with `cache` when V8 takes it) and runs its top level. */

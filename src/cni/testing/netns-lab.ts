@@ -34,6 +34,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { buildBundle, bundleIsCurrent } from "../build-bundle.js";
 
 const exec = promisify(execFile);
 
@@ -206,8 +207,13 @@ async function listNamespaces(): Promise<string[]> {
     .filter((n) => n !== "");
 }
 
-/** Starts a lab whose plugins reach etcd at `etcdEndpoint` (http://127.0.0.1:port). */
+/**
+ * Starts a lab whose plugins reach etcd at `etcdEndpoint` (http://127.0.0.1:port).
+ * The plugin runs from its bundle: built again first when a plain `tsc`
+ * has left it behind the modules.
+ */
 export async function startNetnsLab(etcdEndpoint: string): Promise<NetnsLab> {
+  if (process.env["TWILL_TEST_CNI_MAIN"] === undefined && !bundleIsCurrent()) await buildBundle();
   const prefix = `twt-${randomBytes(3).toString("hex")}`;
   const dir = await mkdtemp(join(tmpdir(), `${prefix}-`));
   const socketPath = join(dir, "etcd.sock");
