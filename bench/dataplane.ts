@@ -5,9 +5,18 @@
 // DataplaneMessages, programmed through the real drivers (nft -f, ip -batch,
 // /proc/sys) into a network namespace the benchmark creates.
 //
+// The scenario (seeded): 100 namespaces of 20 pods; each namespace has 10
+// NetworkPolicies of 10 rules (6 ingress: IP set + port, named-port set,
+// CIDR deny, UDP 53, two IP sets + port range, ICMP; 4 egress: IP set +
+// port, UDP 53, CIDR deny, CIDR minus IP set + port), each pod 5 of its
+// namespace's policies and its kns profile. 200 "app == aN" sets over 38,000
+// remote and the 2,000 local pods, 50 named-port sets over the pods of 50
+// apps: 250 sets, ~50,000 members. Rendered: ~6,200 chains, ~79,000 rules.
+//
 //   bench process (machine's namespace: touches nothing there)
-//     ├─ ip netns add twt-…-dp; 2,000 (+ additions) veth pairs inside it,
-//     │  both ends in the namespace (host end "tw…", the other end "wp…")
+//     ├─ ip netns add twt-…-dp: an uplink eth0 with an address and a default
+//     │  route (as a real host; see vethBatch), 2,000 veth pairs, both ends
+//     │  in the namespace (host end "tw…", the other end "wp…")
 //     └─ ip netns exec twt-…-dp node dist/bench/dataplane.js --worker
 //          the worker is the agent's dataplane half: a LinkMonitor on
 //          `ip monitor link`, the Dataplane with nftCommandKernel, ipRouteTable
@@ -18,8 +27,10 @@
 // kernel: no twill table, no twill routes, the interfaces' sysctls back to
 // the namespace's defaults):
 //   first_apply_s    the whole snapshot's messages given to a fresh Dataplane,
-//                    then apply() until it resolves: render, nft transaction,
+//                    then apply() until it resolves: render, nft transactions,
 //                    global and per-interface sysctls, routes (target <= 5).
+//                    first_apply_{nft,routes,sysctls}_s: time inside each
+//                    driver's kernel calls.
 //   endpoint_add_ms  one more endpoint (its IP set deltas, endpoint and route
 //                    messages, as the calc flushes them when a pod starts;
 //                    its veth created just before and seen up by the link
@@ -34,11 +45,16 @@
 //                    first_apply_ratio_vs_bare_nft = first_apply_s / baseline_nft_s.
 //   baseline_full_rewrite_ms  the naive way to add an endpoint: rewrite the
 //                    whole table in one `nft -f` (text rendered beforehand,
-//                    not timed; no routes or sysctls). Median over the
-//                    additions. endpoint_add_speedup_vs_full_rewrite =
+//                    not timed; no routes or sysctls), REWRITES times
+//                    after the additions. endpoint_add_speedup_vs_full_rewrite =
 //                    baseline_full_rewrite_ms / endpoint_add_ms.
+//   *_cpu_*          the same in CPU time (this process and its nft and ip
+//                    children, their kernel work included): what the work
+//                    costs whatever else the machine is doing. On a busy
+//                    machine the wall-clock figures wait for a core.
 //
 // Scale can be lowered for a quick look: DATAPLANE_ENDPOINTS, DATAPLANE_ROUNDS.
+import { readFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import type {
@@ -65,6 +81,7 @@ const WORKER_FLAG = "--worker";
 const ENDPOINTS = Number(process.env["DATAPLANE_ENDPOINTS"] ?? 2000);
 const ROUNDS = Number(process.env["DATAPLANE_ROUNDS"] ?? 3);
 const ADDITIONS = 9;
+const REWRITES = 3;
 
 // ---------------------------------------------------------------------------
 // The scenario: what the calc would send for one busy host. Pure and seeded.
@@ -406,6 +423,20 @@ function out(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
+/**
+ * CPU time used so far by this process and its finished children (nft, ip:
+ * their kernel work counts as their system time), in ms. Children's time
+ * comes from /proc/self/stat in clock ticks (10 ms): sum many before dividing.
+ */
+function cpuMs(): number {
+  const own = process.cpuUsage();
+  const stat = readFileSync("/proc/self/stat", "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // After the command: state is field 3; cutime and cstime are fields 16 and 17.
+  const ticks = Number(fields[13]) + Number(fields[14]);
+  return (own.user + own.system) / 1000 + ticks * 10;
+}
+
 async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {
   const t = performance.now();
   const v = await f();
@@ -491,8 +522,10 @@ async function worker(endpoints: number): Promise<void> {
   };
 
   const firsts: number[] = [];
+  const firstCpu: number[] = [];
   const phases: { nft: number; routes: number; sysctls: number }[] = [];
   const bareNft: number[] = [];
+  const bareCpu: number[] = [];
   const fullText = renderFullTransaction(
     renderRuleset(sc.snapshot.reduce(applyMessage, emptyDesiredDataplane()), BENCH_SETTINGS.render),
   );
@@ -502,12 +535,15 @@ async function worker(endpoints: number): Promise<void> {
   try {
     for (let r = 0; r < ROUNDS; r++) {
       await resetKernel(defaults);
+      const bareCpu0 = cpuMs();
       const [, bare] = await timed(() => nftFile(fullText));
       bareNft.push(bare);
+      bareCpu.push(cpuMs() - bareCpu0);
       await resetKernel(defaults);
       dp = new Dataplane(deps, BENCH_SETTINGS);
       const d = dp;
       spent.nft = spent.routes = spent.sysctls = 0;
+      const cpu0 = cpuMs();
       const [result, ms] = await timed(async () => {
         d.onMessages(sc.snapshot);
         return d.apply();
@@ -520,6 +556,7 @@ async function worker(endpoints: number): Promise<void> {
         );
       }
       firsts.push(ms);
+      firstCpu.push(cpuMs() - cpu0);
       phases.push({ ...spent });
       out(
         `round ${r + 1}/${ROUNDS}: first apply ${(ms / 1000).toFixed(2)} s (nft ${result.nft.wrote} ${(result.nft.bytes / 1e6).toFixed(1)} MB in ${(spent.nft / 1000).toFixed(2)} s, ${result.routes.changed} routes in ${(spent.routes / 1000).toFixed(2)} s, ${result.sysctlWrites} sysctl writes in ${(spent.sysctls / 1000).toFixed(2)} s); bare nft -f ${(bare / 1000).toFixed(2)} s`,
@@ -531,6 +568,8 @@ async function worker(endpoints: number): Promise<void> {
     const d = dp!;
     const adds: number[] = [];
     const applies: number[] = [];
+    let addCpu = 0;
+    let rewriteCpu = 0;
     const rewrites: number[] = [];
     for (const [j, flush] of sc.additions.entries()) {
       const name = sc.interfaces[endpoints + j]!;
@@ -541,11 +580,16 @@ async function worker(endpoints: number): Promise<void> {
         if (waited > 5000) throw new Error(`the link monitor never saw ${name} up`);
         await new Promise((resolve) => setTimeout(resolve, 1));
       }
+      const cpu0 = cpuMs();
+      const own0 = process.cpuUsage();
       const start = performance.now();
       const [result, ms] = await timed(async () => {
         d.onMessages(flush);
         return d.apply();
       });
+      addCpu += cpuMs() - cpu0;
+      const own = process.cpuUsage(own0);
+      out(`DEBUG own ${((own.user + own.system) / 1000).toFixed(1)} total ${(cpuMs() - cpu0).toFixed(1)}`);
       const committed = nftCommitted - start;
       const ep = flush.find((m) => m.type === "endpoint-update");
       const id = ep?.type === "endpoint-update" ? ep.endpoint.id : "";
@@ -556,13 +600,20 @@ async function worker(endpoints: number): Promise<void> {
       }
       adds.push(committed);
       applies.push(ms);
-      // The naive way: the whole table again (text made beforehand).
-      const text = renderFullTransaction(renderRuleset(d.desired, BENCH_SETTINGS.render));
+      out(
+        `addition ${j + 1}/${sc.additions.length}: in the kernel after ${committed.toFixed(1)} ms, apply done after ${ms.toFixed(1)} ms (nft ${result.nft.wrote} ${result.nft.bytes} bytes, ${(addCpu / (j + 1)).toFixed(0)} ms CPU on average so far)`,
+      );
+    }
+    // The naive way to add the last endpoint: the whole table again (text
+    // made beforehand), after the additions: the kernel frees a replaced
+    // table's objects in the background, which would slow what follows.
+    const text = renderFullTransaction(renderRuleset(d.desired, BENCH_SETTINGS.render));
+    for (let k = 0; k < REWRITES; k++) {
+      const rewriteCpu0 = cpuMs();
       const [, rewrite] = await timed(() => nftFile(text));
       rewrites.push(rewrite);
-      out(
-        `addition ${j + 1}/${sc.additions.length}: in the kernel after ${committed.toFixed(1)} ms, apply done after ${ms.toFixed(1)} ms (nft ${result.nft.wrote} ${result.nft.bytes} bytes); full rewrite ${rewrite.toFixed(0)} ms`,
-      );
+      rewriteCpu += cpuMs() - rewriteCpu0;
+      out(`full rewrite ${k + 1}/${REWRITES}: ${rewrite.toFixed(0)} ms`);
     }
     const first = median(firsts) / 1000;
     const bare = median(bareNft) / 1000;
@@ -577,16 +628,21 @@ async function worker(endpoints: number): Promise<void> {
         ipset_members: sc.members,
         rounds: ROUNDS,
         first_apply_s: round(first, 2),
+        first_apply_cpu_s: round(median(firstCpu) / 1000, 2),
         first_apply_nft_s: round(median(phases.map((p) => p.nft)) / 1000, 2),
         first_apply_routes_s: round(median(phases.map((p) => p.routes)) / 1000, 2),
         first_apply_sysctls_s: round(median(phases.map((p) => p.sysctls)) / 1000, 2),
         baseline_nft_s: round(bare, 2),
+        baseline_nft_cpu_s: round(median(bareCpu) / 1000, 2),
         first_apply_ratio_vs_bare_nft: round(first / bare, 2),
+        first_apply_cpu_ratio_vs_bare_nft: round(median(firstCpu) / median(bareCpu), 2),
         endpoint_add_ms: round(add, 1),
         endpoint_add_max_ms: round(Math.max(...adds), 1),
         endpoint_apply_ms: round(median(applies), 1),
+        endpoint_add_cpu_ms: round(addCpu / sc.additions.length, 1),
         baseline_full_rewrite_ms: round(rewrite, 0),
         endpoint_add_speedup_vs_full_rewrite: round(rewrite / add, 1),
+        baseline_full_rewrite_cpu_ms: round(rewriteCpu / REWRITES, 0),
       }),
     );
   } finally {

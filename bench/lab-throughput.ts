@@ -37,7 +37,7 @@ import { probeFrom } from "../src/netcheck/netcheck.js";
 import type { BenchContext, BenchFigures } from "./run.js";
 
 const RULES = 1000;
-const ROUNDS = Number(process.env["LAB_THROUGHPUT_ROUNDS"] ?? 5);
+const ROUNDS = Number(process.env["LAB_THROUGHPUT_ROUNDS"] ?? 7);
 const RUN_SECONDS = Number(process.env["LAB_THROUGHPUT_SECONDS"] ?? 4);
 const PORT = 5201;
 const OVERLAY_MTU = 1450;

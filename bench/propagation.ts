@@ -314,6 +314,8 @@ export async function run(ctx: BenchContext): Promise<BenchFigures> {
         main.map((s) => s.addMs),
         med,
       ),
+      after_add_median_ms: ms(reached(main, "afterAddMs"), med),
+      after_add_p99_ms: ms(reached(main, "afterAddMs"), p(99)),
       new_blocks_in_main: main.filter((s) => s.newBlock).length,
       baseline_local_median_ms: ms(localMain, med),
       baseline_local_p99_ms: ms(localMain, p(99)),

@@ -44,19 +44,23 @@ export interface BundledProgram {
   writeCodeCache(): boolean;
 }
 
+function readCache(cache: string): Buffer | undefined {
+  try {
+    return readFileSync(cache);
+  } catch {
+    return undefined; // None yet.
+  }
+}
+
 /** Compiles the bundle (with `cache` when V8 takes it) and runs its top level. */
 export function loadBundle(bundle: string, cache: string): BundledProgram {
   const source = readFileSync(bundle, "utf8");
   const header = `${createHash("sha1").update(source).digest("hex")}\n`;
-  let cachedData: Buffer | undefined;
-  try {
-    const file = readFileSync(cache);
-    if (file.toString("latin1", 0, HEADER_LENGTH) === header) {
-      cachedData = file.subarray(HEADER_LENGTH);
-    }
-  } catch {
-    cachedData = undefined; // None yet.
-  }
+  const file = readCache(cache);
+  const cachedData =
+    file?.toString("latin1", 0, HEADER_LENGTH) === header
+      ? file.subarray(HEADER_LENGTH)
+      : undefined;
   // The wrapper Node's CommonJS loader puts around a file.
   const script = new Script(
     `(function (exports, require, module, __filename, __dirname) {${source}\n})`,
@@ -83,11 +87,12 @@ export function loadBundle(bundle: string, cache: string): BundledProgram {
     main,
     cacheAccepted,
     writeCodeCache: () => {
+      // Many first calls at once: the ones that finish after another wrote it need not.
+      if (readCache(cache)?.toString("latin1", 0, HEADER_LENGTH) === header) return true;
       const temp = join(dirname(cache), `.${basename(cache)}.${process.pid}.tmp`);
       try {
-        writeFileSync(temp, Buffer.concat([Buffer.from(header, "latin1"), script.createCachedData()]), {
-          mode: 0o644,
-        });
+        const data = Buffer.concat([Buffer.from(header, "latin1"), script.createCachedData()]);
+        writeFileSync(temp, data, { mode: 0o644 });
         renameSync(temp, cache);
         return true;
       } catch {

@@ -38,13 +38,14 @@ async function readStdin(): Promise<string> {
 }
 
 async function realDeps(): Promise<CniDeps> {
-  const [{ Iproute2 }, { ROUTE_PROTOCOL }, { execPlugin }, { acquireHostLock }] =
-    await Promise.all([
+  const [{ Iproute2 }, { ROUTE_PROTOCOL }, { execPlugin }, { acquireHostLock }] = await Promise.all(
+    [
       import("./iproute2.js"),
       import("./netlink.js"),
       import("./exec-plugin.js"),
       import("./host-lock.js"),
-    ]);
+    ],
+  );
   return {
     netlink: new Iproute2({ routeProtocol: ROUTE_PROTOCOL }),
     openDatastore: async (options) => {
@@ -106,4 +107,3 @@ export async function main(): Promise<number> {
   await new Promise<void>((resolve) => process.stdout.write(outcome.stdout, () => resolve()));
   return outcome.exitCode;
 }
-

@@ -191,4 +191,6 @@ export interface LabCheckReport {
   results: CheckResult[];
   /** How many results do not match the policy. */
   mismatches: number;
+  /** Something about the machine that may explain mismatches (a full neighbour table). */
+  note?: string;
 }

@@ -25,7 +25,14 @@ import type { MatrixCase } from "../netcheck/netcheck.js";
 import { TwillError } from "../util/errors.js";
 import { labInfo, openLabStore } from "./lab.js";
 import type { LabSettings } from "./lab.js";
-import { delay, mapLimit, pidAlive, processCmdline, spawnInNetns } from "./lab-os.js";
+import {
+  delay,
+  mapLimit,
+  neighbourTableHint,
+  pidAlive,
+  processCmdline,
+  spawnInNetns,
+} from "./lab-os.js";
 import { DEFAULT_CHECK_PORT, planCheck } from "./lab-check-plan.js";
 import type { CheckResult, LabCheckReport } from "./lab-check-plan.js";
 import { DEFAULT_STATE_ROOT, labPaths, readState, writeState } from "./lab-state.js";
@@ -174,7 +181,10 @@ export async function labCheck(
       attempts: r.attempts,
     };
   });
+  const mismatches = results.filter((r) => !r.matched).length;
+  const hint = mismatches > 0 ? neighbourTableHint() : "";
   return {
+    ...(hint !== "" ? { note: hint.slice(2, -1) } : {}),
     lab: name,
     port,
     families,
@@ -188,6 +198,6 @@ export async function labCheck(
       ...(w.ipv6 !== undefined ? { ipv6: w.ipv6 } : {}),
     })),
     results,
-    mismatches: results.filter((r) => !r.matched).length,
+    mismatches,
   };
 }

@@ -268,3 +268,35 @@ export async function mapLimit<T, R>(
   if (failure) throw failure.err;
   return out;
 }
+
+/**
+ * A hint when the kernel's neighbour tables are (nearly) full. They are
+ * shared by every network namespace of the machine and capped by
+ * gc_thresh3 (1024 by default, settable only from the machine's own
+ * namespace): many namespaces at once (big labs, tests in parallel) exhaust
+ * them, and then new neighbours fail (ENOBUFS) and nothing on a fresh link
+ * answers. "" when there is room.
+ */
+export function neighbourTableHint(): string {
+  const hints: string[] = [];
+  for (const [family, stat, thresh] of [
+    ["ARP", "/proc/net/stat/arp_cache", "/proc/sys/net/ipv4/neigh/default/gc_thresh3"],
+    ["NDP", "/proc/net/stat/ndisc_cache", "/proc/sys/net/ipv6/neigh/default/gc_thresh3"],
+  ] as const) {
+    try {
+      const entries = Number.parseInt(
+        readFileSync(stat, "utf8").split("\n")[1]?.trim().split(/\s+/)[0] ?? "",
+        16,
+      );
+      const max = Number(readFileSync(thresh, "utf8").trim());
+      if (Number.isFinite(entries) && Number.isFinite(max) && entries >= max * 0.95) {
+        hints.push(
+          `the machine's ${family} table is full (${entries} entries, gc_thresh3 ${max}, shared by every network namespace): too many namespaces in use at once`,
+        );
+      }
+    } catch {
+      // No such table here.
+    }
+  }
+  return hints.length === 0 ? "" : ` (${hints.join("; ")})`;
+}

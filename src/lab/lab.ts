@@ -33,6 +33,7 @@ import {
   delay,
   listNetns,
   mapLimit,
+  neighbourTableHint,
   netnsPids,
   pidAlive,
   pidsMentioning,
@@ -596,7 +597,7 @@ async function waitAgentsReady(
       if (record && !pidAlive(record.pid)) {
         throw new TwillError(
           "Unavailable",
-          `the agent on ${host.name} exited (log ${paths.log(`agent-${host.name}`)}):\n${tail(paths.log(`agent-${host.name}`))}`,
+          `the agent on ${host.name} exited${neighbourTableHint()} (log ${paths.log(`agent-${host.name}`)}):\n${tail(paths.log(`agent-${host.name}`))}`,
         );
       }
     }
@@ -609,7 +610,7 @@ async function waitAgentsReady(
     if (performance.now() > deadline) {
       throw new TwillError(
         "Timeout",
-        `agents not ready after ${Math.round(options.timeoutMs / 1000)} s: ${pending.map((h) => h.name).join(", ")} (logs in ${paths.logs})`,
+        `agents not ready after ${Math.round(options.timeoutMs / 1000)} s: ${pending.map((h) => h.name).join(", ")}${neighbourTableHint()} (logs in ${paths.logs})`,
       );
     }
     await delay(200, options.signal);
@@ -870,7 +871,7 @@ async function waitConverged(
       }
       throw new TwillError(
         "Timeout",
-        `BGP not converged after ${Math.round(options.timeoutMs / 1000)} s: ${parts.join("; ")} (logs in ${paths.logs})`,
+        `BGP not converged after ${Math.round(options.timeoutMs / 1000)} s: ${parts.join("; ")}${neighbourTableHint()} (logs in ${paths.logs})`,
       );
     }
     await delay(250, options.signal);

@@ -172,5 +172,6 @@ export function renderCheck(report: LabCheckReport, options: RenderCheckOptions 
       );
     }
   }
+  if (report.note !== undefined) lines.push(`note: ${report.note}`);
   return `${lines.join("\n")}\n`;
 }

@@ -346,7 +346,9 @@ Examples:
 
   cmd
     .command("traceroute")
-    .description("traceroute between lab machines, every hop named (hosts and routers, no tunnel)")
+    .description(
+      "A traceroute between lab machines, every hop named (hosts and routers: no tunnel)",
+    )
     .argument("<from>", "where to start: a workload (h1w1), host, router or plain machine")
     .argument("<to>", "a workload, host, router, plain machine, or an address")
     .option("--name <name>", NAME_HELP)

@@ -128,7 +128,11 @@ export interface NetnsLab {
    * One attempt (no retry) from `ns` to each "address:port" at once: true
    * where the greeting came back within `timeoutMs` (default 1500).
    */
-  probe(ns: string, targets: readonly string[], timeoutMs?: number): Promise<Record<string, boolean>>;
+  probe(
+    ns: string,
+    targets: readonly string[],
+    timeoutMs?: number,
+  ): Promise<Record<string, boolean>>;
   /** Namespaces of this lab still present. */
   namespaces(): Promise<string[]>;
   close(): Promise<void>;
@@ -479,7 +483,10 @@ export async function startNetnsLab(etcdEndpoint: string): Promise<NetnsLab> {
     },
     async close() {
       const exits = [...children].map(
-        (c) => new Promise<void>((resolve) => (c.exitCode !== null ? resolve() : c.once("exit", () => resolve()))),
+        (c) =>
+          new Promise<void>((resolve) =>
+            c.exitCode !== null ? resolve() : c.once("exit", () => resolve()),
+          ),
       );
       for (const c of children) c.kill("SIGTERM");
       const timeout = new Promise<void>((resolve) => setTimeout(resolve, 5000).unref());
