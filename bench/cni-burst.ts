@@ -11,13 +11,16 @@
 //
 // Figures: total_s (the burst's wall time; target <= 10), baseline_s,
 // ratio_vs_bare = total_s / baseline_s, the ADDs' median and p99 latency,
-// del_total_s (100 DELs at once). Medians over `rounds` rounds.
+// del_total_s (100 DELs at once), cpu_per_add_ms (each plugin process's CPU
+// time with its children, what a busy machine disturbs least). Medians over
+// `rounds` rounds.
 import { mapLimit } from "../src/cni/testing/netns-lab.js";
 import type { PluginCall } from "../src/cni/testing/netns-lab.js";
 import type { BenchContext, BenchFigures } from "./run.js";
 import {
   bareAddScript,
   bareCleanupScript,
+  exitedChildrenCpuMs,
   median,
   percentile,
   startBenchNode,
@@ -34,6 +37,7 @@ export async function run(ctx: BenchContext): Promise<BenchFigures> {
     const baselines: number[] = [];
     const deletes: number[] = [];
     const latencies: number[] = [];
+    const cpuPerAdd: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       const netnses = await mapLimit(
         Array.from({ length: ADDS }, (_, i) => i),
@@ -57,11 +61,13 @@ export async function run(ctx: BenchContext): Promise<BenchFigures> {
         CNI_IFNAME: "eth0",
         CNI_PATH: "/opt/cni/bin",
       });
+      const cpuBefore = exitedChildrenCpuMs();
       const start = performance.now();
       const adds: PluginCall[] = await Promise.all(
         netnses.map((_, i) => lab.plugin(host, env("ADD", i), config)),
       );
       const seconds = (performance.now() - start) / 1000;
+      cpuPerAdd.push((exitedChildrenCpuMs() - cpuBefore) / ADDS);
       const failed = adds.filter((a) => a.exitCode !== 0);
       if (failed.length > 0) {
         const e = failed[0];
@@ -103,6 +109,7 @@ export async function run(ctx: BenchContext): Promise<BenchFigures> {
       add_median_ms: Math.round(median(latencies)),
       add_p99_ms: Math.round(percentile(latencies, 99)),
       del_total_s: Number(median(deletes).toFixed(2)),
+      cpu_per_add_ms: Math.round(median(cpuPerAdd)),
     };
   } finally {
     await node.close();

@@ -80,7 +80,7 @@ import type { BenchContext, BenchFigures } from "./run.js";
 const WORKER_FLAG = "--worker";
 const ENDPOINTS = Number(process.env["DATAPLANE_ENDPOINTS"] ?? 2000);
 const ROUNDS = Number(process.env["DATAPLANE_ROUNDS"] ?? 3);
-const ADDITIONS = 9;
+const ADDITIONS = 15;
 const REWRITES = 3;
 
 // ---------------------------------------------------------------------------
@@ -581,15 +581,12 @@ async function worker(endpoints: number): Promise<void> {
         await new Promise((resolve) => setTimeout(resolve, 1));
       }
       const cpu0 = cpuMs();
-      const own0 = process.cpuUsage();
       const start = performance.now();
       const [result, ms] = await timed(async () => {
         d.onMessages(flush);
         return d.apply();
       });
       addCpu += cpuMs() - cpu0;
-      const own = process.cpuUsage(own0);
-      out(`DEBUG own ${((own.user + own.system) / 1000).toFixed(1)} total ${(cpuMs() - cpu0).toFixed(1)}`);
       const committed = nftCommitted - start;
       const ep = flush.find((m) => m.type === "endpoint-update");
       const id = ep?.type === "endpoint-update" ? ep.endpoint.id : "";

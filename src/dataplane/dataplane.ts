@@ -93,6 +93,8 @@ export class Dataplane {
   readonly #renderCache = new RenderCache();
   /** Interface → local workload endpoint ids using it. */
   readonly #byInterface = new Map<string, Set<string>>();
+  /** Local endpoint id → destinations of its routes (as the state holds them). */
+  readonly #routesOf = new Map<string, Set<string>>();
   #lastStatus = new Map<string, EndpointProgramming>();
 
   constructor(deps: DataplaneDeps, settings: DataplaneSettings) {
@@ -123,12 +125,19 @@ export class Dataplane {
           if (old) this.#unindex(old.id, old.interfaceName);
           break;
         }
-        case "route-update":
+        case "route-update": {
+          const old = this.#state.routes.get(msg.route.dst);
+          if (old) this.#unindexRoute(old.endpointId, old.dst);
+          this.#indexRoute(msg.route.endpointId, msg.route.dst);
           this.#routes.setRoute(msg.route.dst, msg.route.interfaceName);
           break;
-        case "route-remove":
+        }
+        case "route-remove": {
+          const old = this.#state.routes.get(msg.dst);
+          if (old) this.#unindexRoute(old.endpointId, old.dst);
           this.#routes.removeRoute(msg.dst);
           break;
+        }
         default:
           break;
       }
@@ -196,7 +205,6 @@ export class Dataplane {
         "dataplane apply before the calc's in-sync: nothing may be written yet",
       );
     }
-    const { isUp } = this.#deps;
     if (this.#renderDirty || !this.#rendered) {
       // A render that throws leaves the flag set: every apply fails the same
       // way (and the agent eventually exits) rather than keep an old ruleset
@@ -220,59 +228,69 @@ export class Dataplane {
     const { routes, sysctlWrites, sysctlErrors } = linkResult.value;
     const routeErrors = new Map(routes.failed.map((f) => [f.dst, f.error]));
 
+    // Every local workload's status; an unchanged one keeps its object (no
+    // garbage for 2,000 endpoints at every apply).
     const endpoints = new Map<string, EndpointProgramming>();
     const fromWl = rendered.maps.get("from-wl")?.elements;
-    const routesByEndpoint = new Map<string, string[]>();
-    for (const r of this.#state.routes.values()) {
-      const list = routesByEndpoint.get(r.endpointId) ?? [];
-      list.push(r.dst);
-      routesByEndpoint.set(r.endpointId, list);
-    }
     for (const ep of this.#state.endpoints.values()) {
       if (ep.kind !== "workload") continue;
-      const base = { id: ep.id, namespace: ep.namespace ?? "default", name: ep.name };
-      const status = (state: EndpointState, message?: string): EndpointProgramming =>
-        message === undefined ? { ...base, state } : { ...base, state, message };
-      const iface = ep.interfaceName;
-      if (iface === "") {
-        endpoints.set(ep.id, status("error", "the endpoint has no interfaceName"));
-        continue;
-      }
-      if (fromWl?.get(iface) !== this.#dispatchVerdict(ep)) {
-        const owner = [...(this.#byInterface.get(iface) ?? [])].find((id) => id !== ep.id);
-        endpoints.set(
-          ep.id,
-          status(
-            "error",
-            owner === undefined
-              ? `interface "${iface}" cannot carry policy`
-              : `interface "${iface}" is already used by endpoint ${owner}`,
-          ),
-        );
-        continue;
-      }
-      const sysctlError = sysctlErrors.get(iface);
-      const routeError = (routesByEndpoint.get(ep.id) ?? [])
-        .map((d) => routeErrors.get(d))
-        .find((e) => e);
-      if (sysctlError !== undefined || routeError !== undefined) {
-        endpoints.set(ep.id, status("error", sysctlError ?? routeError));
-      } else if (!isUp(iface)) {
-        endpoints.set(ep.id, status("pending", `interface "${iface}" is not up`));
-      } else if (
-        !this.#settings.routeSyncDisabled &&
-        (routesByEndpoint.get(ep.id) ?? []).some(
-          (d) =>
-            this.#routes.state(d) !== "programmed" && (this.#settings.ipv6 || !d.includes(":")),
-        )
-      ) {
-        endpoints.set(ep.id, status("pending", "routes not programmed yet"));
-      } else {
-        endpoints.set(ep.id, status("programmed"));
-      }
+      const [state, message] = this.#endpointState(ep, fromWl, sysctlErrors, routeErrors);
+      const namespace = ep.namespace ?? "default";
+      const old = this.#lastStatus.get(ep.id);
+      const same =
+        old !== undefined &&
+        old.state === state &&
+        old.message === message &&
+        old.name === ep.name &&
+        old.namespace === namespace;
+      endpoints.set(
+        ep.id,
+        same
+          ? old
+          : message === undefined
+            ? { id: ep.id, namespace, name: ep.name, state }
+            : { id: ep.id, namespace, name: ep.name, state, message },
+      );
     }
     this.#lastStatus = endpoints;
     return { nft, routes, sysctlWrites, endpoints };
+  }
+
+  #endpointState(
+    ep: LocalEndpoint,
+    fromWl: ReadonlyMap<string, string> | undefined,
+    sysctlErrors: ReadonlyMap<string, string>,
+    routeErrors: ReadonlyMap<string, string>,
+  ): [EndpointState, string | undefined] {
+    const iface = ep.interfaceName;
+    if (iface === "") return ["error", "the endpoint has no interfaceName"];
+    if (fromWl?.get(iface) !== this.#dispatchVerdict(ep)) {
+      const owner = [...(this.#byInterface.get(iface) ?? [])].find((id) => id !== ep.id);
+      return [
+        "error",
+        owner === undefined
+          ? `interface "${iface}" cannot carry policy`
+          : `interface "${iface}" is already used by endpoint ${owner}`,
+      ];
+    }
+    const dsts = this.#routesOf.get(ep.id);
+    const sysctlError = sysctlErrors.get(iface);
+    if (sysctlError !== undefined) return ["error", sysctlError];
+    if (dsts && routeErrors.size > 0) {
+      for (const d of dsts) {
+        const e = routeErrors.get(d);
+        if (e) return ["error", e];
+      }
+    }
+    if (!this.#deps.isUp(iface)) return ["pending", `interface "${iface}" is not up`];
+    if (dsts && !this.#settings.routeSyncDisabled) {
+      for (const d of dsts) {
+        if (this.#routes.state(d) === "programmed") continue;
+        if (this.#settings.ipv6 || !d.includes(":"))
+          return ["pending", "routes not programmed yet"];
+      }
+    }
+    return ["programmed", undefined];
   }
 
   /** Sysctls, then routes, for the workload interfaces that are up. */
@@ -333,6 +351,19 @@ export class Dataplane {
       endpoints.set(id, stripped);
     }
     return endpoints ? { ...this.#state, endpoints } : this.#state;
+  }
+
+  #indexRoute(endpointId: string, dst: string): void {
+    let s = this.#routesOf.get(endpointId);
+    if (!s) this.#routesOf.set(endpointId, (s = new Set()));
+    s.add(dst);
+  }
+
+  #unindexRoute(endpointId: string, dst: string): void {
+    const s = this.#routesOf.get(endpointId);
+    if (!s) return;
+    s.delete(dst);
+    if (s.size === 0) this.#routesOf.delete(endpointId);
   }
 
   #index(id: string, iface: string): void {
