@@ -50,4 +50,10 @@ describe("bundle-loader", () => {
     assert.equal(changed.cacheAccepted, false);
     assert.equal(await changed.main(), 5);
   });
+
+  it("gives way (undefined) to a bundle that does not parse, as one caught half-written", async () => {
+    const path = join(dir, "torn.cjs");
+    writeFileSync(path, `"use strict";\nexports.main = async () => { return [1, 2`);
+    assert.equal(await runBundled(path, { CNI_COMMAND: "ADD" }), undefined);
+  });
 });

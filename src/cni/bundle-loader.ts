@@ -105,13 +105,21 @@ export function loadBundle(bundle: string, cache: string): BundledProgram {
 
 /**
  * Runs the bundled program and, after a successful ADD that had no usable
- * code cache, writes one. Resolves with the exit code.
+ * code cache, writes one. Resolves with the exit code, or undefined when
+ * the bundle is not JavaScript (caught half-written by something that does
+ * not write it by rename): the caller runs the modules instead.
  */
 export async function runBundled(
   bundle: string,
   env: Record<string, string | undefined>,
-): Promise<number> {
-  const program = loadBundle(bundle, `${bundle}.cache`);
+): Promise<number | undefined> {
+  let program: BundledProgram;
+  try {
+    program = loadBundle(bundle, `${bundle}.cache`);
+  } catch (err) {
+    if (err instanceof SyntaxError) return undefined;
+    throw err;
+  }
   const code = await program.main();
   if (code === 0 && env["CNI_COMMAND"] === "ADD" && !program.cacheAccepted) {
     program.writeCodeCache();

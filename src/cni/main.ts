@@ -5,7 +5,8 @@
 //
 //   main.js ─► twill-cni.cjs (+ .cache)   built by `npm run build`
 //           └► cni-main.js                the modules as tsc built them, when
-//                                         there is no bundle (tsc alone)
+//                                         there is no bundle (tsc alone) or it
+//                                         does not parse (caught half-written)
 //
 // After a plain `tsc` the bundle may be older than the modules: the tests
 // that run the executable build it again first (testing/netns-lab.ts).
@@ -16,10 +17,8 @@ import { BUNDLE_NAME, runBundled } from "./bundle-loader.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const bundle = join(here, BUNDLE_NAME);
-let code: number;
-if (existsSync(bundle)) {
-  code = await runBundled(bundle, process.env);
-} else {
+let code = existsSync(bundle) ? await runBundled(bundle, process.env) : undefined;
+if (code === undefined) {
   const { main } = await import("./cni-main.js");
   code = await main();
 }
