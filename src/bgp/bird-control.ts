@@ -283,6 +283,15 @@ export class BirdControl {
     return lines.map((l) => l.text.trim()).join("; ");
   }
 
+  /**
+   * Re-run every protocol's filters over what it holds ("reload all"): routes
+   * are exported and imported again through the current configuration.
+   */
+  async reloadAll(): Promise<string> {
+    const lines = await this.request("reload all");
+    return lines.map((l) => l.text.trim()).join("; ");
+  }
+
   /** Shut BIRD down ("Shutdown ordered"); the socket closes as it goes. */
   async down(): Promise<void> {
     try {

@@ -251,6 +251,10 @@ export class BirdSupervisor {
       case "running": {
         if (!changed) return "unchanged";
         const reply = await this.query((c) => c.configure());
+        // BIRD 2.0.12 may take a filter whose prefix set gained an adjacent
+        // prefix for unchanged on `configure` (a new block next to one held),
+        // and then never exports the new block: re-run the filters.
+        await this.query((c) => c.reloadAll());
         this.#reloads++;
         this.#log.info({ reply, bytes: text.length }, "BIRD configuration reloaded");
         return "reloaded";
