@@ -16,14 +16,12 @@ import { fileURLToPath } from "node:url";
 import { lookupKind } from "../api/kinds.js";
 import type { Resource } from "../api/resource.js";
 import { validateResource } from "../api/validate.js";
-import { TWILL_MAIN, agentArgs, labDown, openLabStore, probeFromMgmt } from "../lab/lab.js";
+import { labDown, openLabStore, restartAgent as restartLabAgent } from "../lab/lab.js";
 import type { LabInfo } from "../lab/lab.js";
-import { delay, pidAlive, run, spawnInNetns } from "../lab/lab-os.js";
-import { etcdEndpointsFlag } from "../lab/lab-resources.js";
+import { delay, pidAlive, run } from "../lab/lab-os.js";
 import { labPaths, readState } from "../lab/lab-state.js";
 import type { LabPaths } from "../lab/lab-state.js";
 import type { KernelRoute } from "../lab/route-coverage.js";
-import { AGENT_HEALTH_PORT } from "../lab/topology.js";
 import type { HostPlan } from "../lab/topology.js";
 import { TwillError } from "../util/errors.js";
 
@@ -251,41 +249,15 @@ export function agentPid(paths: LabPaths, host: HostPlan): number | undefined {
 }
 
 /**
- * Stops a host's agent (SIGTERM, as a service manager would) and starts it
- * again with the arguments `lab up` gave it; resolves once it answers
- * /readyz. Returns the new pid. (labDown finds it: its command line names
- * the lab's state dir.)
+ * Restarts a host's agent the way `lab up` started it (the lab's
+ * restartAgent: SIGTERM, the same arguments, the state file updated);
+ * resolves once it answers /readyz. Returns the new pid.
  */
-export async function restartAgent(lab: LabInfo, host: HostPlan, oldPid: number): Promise<number> {
-  const paths = pathsOf(lab);
-  process.kill(oldPid, "SIGTERM");
-  await waitFor(
-    `agent ${host.name} (pid ${oldPid}) to exit`,
-    async () => (pidAlive(oldPid) ? "still running" : true),
-    { timeoutMs: 15_000, intervalMs: 20 },
-  );
-  const pid = spawnInNetns(
-    host.ns,
-    process.execPath,
-    [
-      TWILL_MAIN,
-      "--etcd-endpoints",
-      etcdEndpointsFlag(lab.plan),
-      ...agentArgs(host, paths.bird(host.name)),
-    ],
-    { logFile: paths.log(`agent-${host.name}-restarted`) },
-  );
-  const url = `http://${host.mgmt.split("/")[0] ?? ""}:${AGENT_HEALTH_PORT}/readyz`;
-  await waitFor(
-    `restarted agent ${host.name} ready`,
-    async () => {
-      if (!pidAlive(pid)) return `exited (log ${paths.log(`agent-${host.name}-restarted`)})`;
-      const [code] = await probeFromMgmt(lab.plan, [url]);
-      return code === 200 ? true : `readyz answered ${code ?? 0}`;
-    },
-    { timeoutMs: 30_000, intervalMs: 100 },
-  );
-  return pid;
+export async function restartAgent(lab: LabInfo, host: HostPlan): Promise<number> {
+  return restartLabAgent(lab.name, host.name, {
+    stateRoot: dirname(lab.stateDir),
+    timeoutMs: 30_000,
+  });
 }
 
 // --- Watching a route.

@@ -249,7 +249,8 @@ describe(
         // 2. The agent on that host restarts; BIRD keeps running (adopted, not restarted).
         const oldAgent = agentPid(paths, h2);
         assert.ok(oldAgent, "the lab recorded h2's agent");
-        await restartAgent(lab, h2, oldAgent);
+        await restartAgent(lab, h2);
+        assert.notEqual(agentPid(paths, h2), oldAgent, "the lab recorded the new agent");
         await waitSessionsUp(paths, h2);
         assert.equal(birdPid(paths, h2), newBird, "the restarted agent adopted the running BIRD");
         await flowed(echoed, "the agent restarted");

@@ -16,10 +16,13 @@
 //                      (peerSelector has(route-reflector)) and with the
 //                      fabric router (each host announces its own blocks
 //                      there: the agent's reflectors pass on what they
-//                      learned to other reflectors and clients only)
+//                      learned to other reflectors and clients only);
+//                      with racks, with its rack's ToR instead of the
+//                      fabric router (the reflector sessions are multihop
+//                      iBGP across racks)
 //     leaf-spine       every host of a rack with its ToR (nodeSelector rack)
 import type { Resource } from "../api/resource.js";
-import { CLUSTER_AS, POOL_V4, POOL_V6 } from "./topology.js";
+import { CLUSTER_AS, POOL_V4, POOL_V6, hasRacks } from "./topology.js";
 import type { HostPlan, LabPlan } from "./topology.js";
 
 const API = "projectcalico.org/v3";
@@ -98,6 +101,14 @@ export function labResources(plan: LabPlan): Resource[] {
   };
   const routerAs = (name: string): number =>
     plan.routers.find((r) => r.name === name)?.asNumber ?? 0;
+  const torPeers = (siteHosts: HostPlan[]): void => {
+    const racks = [...new Set(siteHosts.map((h) => h.rack))];
+    for (const k of racks) {
+      const inRack = siteHosts.find((h) => h.rack === k);
+      if (!inRack || k === undefined) continue;
+      routerPeers(`lab-rack${k}-tor`, `rack == 'rack${k}'`, inRack, routerAs(`tor${k}`));
+    }
+  };
 
   for (let s = 1; s <= options.sites; s++) {
     const siteHosts = plan.hosts.filter((h) => h.site === s);
@@ -120,17 +131,12 @@ export function labResources(plan: LabPlan): Resource[] {
             peerSelector: `${site} && has(route-reflector)`,
           }),
         );
-        routerPeers(`lab-site${s}-fabric-router`, site, first, routerAs(`fab${s}`));
+        if (hasRacks(options)) torPeers(siteHosts);
+        else routerPeers(`lab-site${s}-fabric-router`, site, first, routerAs(`fab${s}`));
         break;
-      case "leaf-spine": {
-        const racks = [...new Set(siteHosts.map((h) => h.rack))];
-        for (const k of racks) {
-          const inRack = siteHosts.find((h) => h.rack === k);
-          if (!inRack || k === undefined) continue;
-          routerPeers(`lab-rack${k}-tor`, `rack == 'rack${k}'`, inRack, routerAs(`tor${k}`));
-        }
+      case "leaf-spine":
+        torPeers(siteHosts);
         break;
-      }
     }
   }
   return out;

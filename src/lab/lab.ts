@@ -1,7 +1,8 @@
 // The lab: a whole data center on one machine, in network namespaces.
 // `labUp` builds it from a plan (topology.ts), `labDown` removes it (also
 // after a crash), and the rest serve `twill lab status|exec|apply|
-// add-workload`, tests, benchmarks and the demo.
+// add-workload`, tests, benchmarks and the demo (`restartAgent` restarts one
+// host's agent the way `lab up` started it).
 //
 // labUp, step by step (each step reported through onProgress):
 //
@@ -544,16 +545,67 @@ export function agentArgs(host: HostPlan, birdDir: string): string[] {
   return args;
 }
 
-function startAgent(plan: LabPlan, host: HostPlan, paths: LabPaths, state: LabState): void {
+/** Starts `twill agent` in a host's namespace (log appended to agent-<host>.log); its pid. */
+function spawnAgent(plan: LabPlan, host: HostPlan, paths: LabPaths): number {
   const birdDir = paths.bird(host.name);
   mkdirSync(birdDir, { recursive: true, mode: 0o755 });
-  const pid = spawnInNetns(
+  return spawnInNetns(
     host.ns,
     process.execPath,
     [TWILL_MAIN, "--etcd-endpoints", etcdEndpointsFlag(plan), ...agentArgs(host, birdDir)],
     { logFile: paths.log(`agent-${host.name}`) },
   );
+}
+
+function startAgent(plan: LabPlan, host: HostPlan, paths: LabPaths, state: LabState): void {
+  const pid = spawnAgent(plan, host, paths);
   state.processes.push({ name: `agent ${host.name}`, ns: host.ns, pid });
+}
+
+/**
+ * Restarts a host's agent, as a service manager would: SIGTERM to the
+ * running one (SIGKILL after 15 s), then `twill agent` again with the
+ * arguments `lab up` gave it, recorded in the state file; resolves once it
+ * answers /readyz. BIRD is left alone (the new agent adopts it). Returns
+ * the new pid. A recorded pid counts only while its command line names the
+ * lab's state dir (it may belong to someone else after a reboot).
+ */
+export async function restartAgent(
+  name: string,
+  host: string,
+  settings: LabSettings & { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<number> {
+  const { plan, paths, state } = loadLab(name, settings);
+  const target = plan.hosts.find((h) => h.name === host);
+  if (target === undefined) {
+    throw new TwillError(
+      "NotFound",
+      `no host "${host}" in lab "${name}" (hosts: ${plan.hosts.map((h) => h.name).join(", ")})`,
+    );
+  }
+  const key = `agent ${target.name}`;
+  const old = state.processes.find((p) => p.name === key)?.pid;
+  if (old !== undefined && pidAlive(old) && processCmdline(old).includes(paths.dir)) {
+    sendSignal(old, "SIGTERM");
+    const until = performance.now() + 15_000;
+    while (pidAlive(old) && performance.now() < until) await delay(20, settings.signal);
+    if (pidAlive(old)) sendSignal(old, "SIGKILL");
+    while (pidAlive(old)) await delay(20, settings.signal);
+  }
+  const pid = spawnAgent(plan, target, paths);
+  // Read again: another writer (add-workload, check) may have written meanwhile.
+  const fresh = readState(paths) ?? state;
+  fresh.processes = [
+    ...fresh.processes.filter((p) => p.name !== key),
+    { name: key, ns: target.ns, pid },
+  ];
+  writeState(paths, fresh);
+  await waitAgentsReady(plan, paths, fresh, {
+    hosts: [target],
+    timeoutMs: settings.timeoutMs ?? 30_000,
+    signal: settings.signal,
+  });
+  return pid;
 }
 
 function healthUrl(host: HostPlan, path: string): string {
@@ -587,10 +639,10 @@ async function waitAgentsReady(
   plan: LabPlan,
   paths: LabPaths,
   state: LabState,
-  options: { timeoutMs: number; signal: AbortSignal | undefined },
+  options: { timeoutMs: number; signal: AbortSignal | undefined; hosts?: readonly HostPlan[] },
 ): Promise<void> {
   const deadline = performance.now() + options.timeoutMs;
-  let pending = [...plan.hosts];
+  let pending = [...(options.hosts ?? plan.hosts)];
   while (pending.length > 0) {
     for (const host of pending) {
       const record = state.processes.find((p) => p.name === `agent ${host.name}`);

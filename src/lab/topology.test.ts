@@ -39,7 +39,12 @@ describe("resolveLabOptions", () => {
   const rejected: [string, Partial<LabOptions>, RegExp][] = [
     ["a name with a dash (it would make one lab's prefix another's)", { name: "a-b" }, /name/],
     ["a name too long for namespace names", { name: "abcdefghijklm" }, /name/],
-    ["racks without leaf-spine", { topology: "flat", racks: 2 }, /racks/],
+    ["racks in a flat lab", { topology: "flat", racks: 2 }, /racks/],
+    [
+      "more racks than hosts with reflectors",
+      { topology: "reflectors", hosts: 2, racks: 3 },
+      /racks/,
+    ],
     ["more racks than hosts", { hosts: 2, racks: 3 }, /racks/],
     ["zero hosts", { hosts: 0 }, /hosts/],
     ["a fraction of a host", { hosts: 2.5 }, /hosts/],
@@ -217,6 +222,130 @@ describe("planLab", () => {
     );
   });
 
+  it("puts reflectors with racks behind ToRs and a spine, a reflector in each of the first two racks", () => {
+    assert.deepEqual(resolveLabOptions({ topology: "reflectors", racks: 2 }).hosts, 4);
+    const p = plan({ name: "t", topology: "reflectors", racks: 3, hosts: 5 });
+    assert.deepEqual(shorts(p), [
+      "mgmt",
+      "spine1",
+      "tor1",
+      "h1",
+      "h2",
+      "tor2",
+      "h3",
+      "h4",
+      "tor3",
+      "h5",
+      "plain1",
+    ]);
+    assert.deepEqual(
+      p.hosts.map((h) => [h.name, h.rack, h.ipv4, h.asNumber, h.routeReflector, h.gateway4]),
+      [
+        ["h1", 1, "10.1.1.11/24", 64512, true, "10.1.1.1"],
+        ["h2", 1, "10.1.1.12/24", 64512, false, "10.1.1.1"],
+        ["h3", 2, "10.1.2.11/24", 64512, true, "10.1.2.1"],
+        ["h4", 2, "10.1.2.12/24", 64512, false, "10.1.2.1"],
+        ["h5", 3, "10.1.3.11/24", 64512, false, "10.1.3.1"],
+      ],
+    );
+    const byName = new Map(p.routers.map((r) => [r.name, r]));
+    assert.deepEqual(
+      p.routers.map((r) => [r.name, r.role, r.asNumber]),
+      [
+        ["spine1", "spine", 65001],
+        ["tor1", "tor", 65101],
+        ["tor2", "tor", 65102],
+        ["tor3", "tor", 65103],
+      ],
+    );
+    // Each ToR peers eBGP with the spine and its own hosts only (they announce
+    // their blocks, so the routers can forward); hosts peer iBGP across racks.
+    assert.deepEqual(
+      byName.get("tor2")?.neighbors.map((n) => [n.description, n.address, n.asNumber]),
+      [
+        ["spine1", "10.1.102.1", 65001],
+        ["h3", "10.1.2.11", 64512],
+        ["h4", "10.1.2.12", 64512],
+      ],
+    );
+    assert.equal(p.plains[0]?.router, "tor3");
+    const nodes = labResources(p).filter((r) => r.kind === "Node");
+    const h3 = nodes.find((n) => n.metadata.name === "h3");
+    assert.deepEqual(h3?.metadata.labels, {
+      site: "site1",
+      rack: "rack2",
+      "route-reflector": "true",
+    });
+    assert.equal(
+      (h3?.spec as { bgp: { routeReflectorClusterID: string } }).bgp.routeReflectorClusterID,
+      "244.0.0.1",
+    );
+    const cfg = labResources(p).find((r) => r.kind === "BGPConfiguration");
+    assert.equal((cfg?.spec as { nodeToNodeMeshEnabled: boolean }).nodeToNodeMeshEnabled, false);
+    assert.deepEqual(
+      peersOf(p).map((x) => [
+        x["name"],
+        x["nodeSelector"],
+        x["peerSelector"],
+        x["peerIP"],
+        x["asNumber"],
+      ]),
+      [
+        [
+          "lab-site1-reflectors",
+          "site == 'site1'",
+          "site == 'site1' && has(route-reflector)",
+          undefined,
+          undefined,
+        ],
+        ["lab-rack1-tor", "rack == 'rack1'", undefined, "10.1.1.1", 65101],
+        ["lab-rack2-tor", "rack == 'rack2'", undefined, "10.1.2.1", 65102],
+        ["lab-rack3-tor", "rack == 'rack3'", undefined, "10.1.3.1", 65103],
+      ],
+    );
+  });
+
+  it("numbers racks across sites for reflectors, a reflector pair per site", () => {
+    const p = plan({ name: "t", topology: "reflectors", racks: 2, hosts: 2, sites: 2 });
+    assert.deepEqual(
+      p.hosts.map((h) => [h.name, h.site, h.rack, h.asNumber, h.routeReflector]),
+      [
+        ["h1", 1, 1, 64512, true],
+        ["h2", 1, 2, 64512, true],
+        ["h3", 2, 3, 64513, true],
+        ["h4", 2, 4, 64513, true],
+      ],
+    );
+    assert.deepEqual(
+      p.routers.map((r) => r.name),
+      ["spine1", "tor1", "tor2", "spine2", "tor3", "tor4"],
+    );
+    assert.deepEqual(
+      peersOf(p).map((x) => x["name"]),
+      [
+        "lab-site1-reflectors",
+        "lab-rack1-tor",
+        "lab-rack2-tor",
+        "lab-site2-reflectors",
+        "lab-rack3-tor",
+        "lab-rack4-tor",
+      ],
+    );
+  });
+
+  it("keeps one-rack reflectors as they were: one segment, fab1, no rack label", () => {
+    const p = plan({ name: "t", topology: "reflectors", racks: 1, hosts: 3 });
+    assert.deepEqual(shorts(p), ["mgmt", "fab1", "h1", "h2", "h3", "plain1"]);
+    assert.deepEqual(
+      p.hosts.map((h) => [h.rack, h.labels["rack"], h.routeReflector]),
+      [
+        [undefined, undefined, true],
+        [undefined, undefined, true],
+        [undefined, undefined, false],
+      ],
+    );
+  });
+
   it("keeps the mesh for one flat site, and meshes per site for two", () => {
     const one = labResources(plan({ name: "t", topology: "flat" }));
     const mesh = (rs: typeof one): unknown =>
@@ -310,10 +439,16 @@ describe("planLab", () => {
 });
 
 describe("labResources", () => {
-  for (const topology of ["flat", "reflectors", "leaf-spine"] as const) {
+  const shapes = [
+    ["flat", 1],
+    ["reflectors", 1],
+    ["reflectors", 2],
+    ["leaf-spine", 2],
+  ] as const;
+  for (const [topology, racks] of shapes) {
     for (const sites of [1, 2] as const) {
-      it(`are all valid for ${topology} with ${sites} site(s)`, () => {
-        const p = plan({ name: "t", topology, sites, ipv6: true, hosts: 4 });
+      it(`are all valid for ${topology} with ${racks} rack(s) and ${sites} site(s)`, () => {
+        const p = plan({ name: "t", topology, racks, sites, ipv6: true, hosts: 4 });
         for (const r of labResources(p)) {
           const result = validateResource(r);
           assert.ok(

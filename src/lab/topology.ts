@@ -20,6 +20,10 @@
 //   site link     10.0.0.0/24     site 1 .1, site 2 .2           fd00::/64
 //   workloads     IPPool 10.65.0.0/16 (/26 blocks), fd00:65::/48 (/122 blocks)
 //
+// Racks: leaf-spine always; reflectors with racks > 1 (ToRs and a spine
+// wired as leaf-spine, hosts in the reflectors' AS; a reflector in each of
+// the site's first two racks); flat never (one segment, fab<s> its router).
+//
 // AS numbers: flat and reflectors hosts 64511+s (one AS per site, iBGP among
 // them); leaf-spine host g 64512+g (each host its own: hosts of one rack
 // sharing an AS would drop each other's routes, which reach them through the
@@ -36,7 +40,7 @@ export interface LabOptions {
   topology: LabTopology;
   /** Hosts per site. */
   hosts: number;
-  /** Racks per site (leaf-spine); 1 for the other topologies. */
+  /** Racks per site (leaf-spine, reflectors); 1 for flat. */
   racks: number;
   /** Workloads started on every host by `lab up`. */
   workloadsPerHost: number;
@@ -84,10 +88,13 @@ export function resolveLabOptions(input: Partial<LabOptions> = {}): LabOptions {
   const etcd = input.etcd ?? 1;
   if (etcd !== 1 && etcd !== 3) throw invalid("etcd", `${String(etcd)} must be 1 or 3 members`);
   const racks = input.racks ?? (topology === "leaf-spine" ? 2 : 1);
-  if (topology !== "leaf-spine" && racks !== 1) {
-    throw invalid("racks", `${racks} racks: only the leaf-spine topology has racks`);
+  if (topology === "flat" && racks !== 1) {
+    throw invalid(
+      "racks",
+      `${racks} racks: only the leaf-spine and reflectors topologies have racks`,
+    );
   }
-  const hosts = input.hosts ?? (topology === "leaf-spine" ? 2 * racks : 3);
+  const hosts = input.hosts ?? (topology === "leaf-spine" || racks > 1 ? 2 * racks : 3);
   whole("hosts", hosts, 1, MAX_HOSTS);
   whole("racks", racks, 1, MAX_RACKS);
   if (hosts * sites > MAX_HOSTS) {
@@ -165,7 +172,7 @@ export interface HostPlan {
   ns: string;
   index: number;
   site: number;
-  /** Rack number across sites (leaf-spine); undefined otherwise. */
+  /** Rack number across sites (leaf-spine, reflectors with racks); undefined otherwise. */
   rack: number | undefined;
   /** Management address (CIDR) for etcd and health checks. */
   mgmt: string;
@@ -282,10 +289,19 @@ export function rackSizes(hosts: number, racks: number): number[] {
   return Array.from({ length: racks }, (_, r) => base + (r < extra ? 1 : 0));
 }
 
+/** True when the lab has ToR routers and a spine: leaf-spine, and reflectors with racks > 1. */
+export function hasRacks(options: Pick<LabOptions, "topology" | "racks">): boolean {
+  return (
+    options.topology === "leaf-spine" || (options.topology === "reflectors" && options.racks > 1)
+  );
+}
+
 /** Every namespace, link, address, route and peer of a lab; `options` must be resolved. */
 export function planLab(options: LabOptions): LabPlan {
   const { name: lab, topology, sites, ipv6 } = options;
   const leafSpine = topology === "leaf-spine";
+  // ToRs and a spine per site (leaf-spine's wiring), else one segment per site.
+  const racked = hasRacks(options);
   const ns = new Map<string, NamespacePlan>();
   const links: LinkPlan[] = [];
   const hosts: HostPlan[] = [];
@@ -358,32 +374,32 @@ export function planLab(options: LabOptions): LabPlan {
   });
   mgmt.bridges.push({ name: "br0", addresses: etcd.map((m) => `${m.address}/16`) });
 
-  const coreOfSite = (s: number): string => (leafSpine ? `spine${s}` : `fab${s}`);
+  const coreOfSite = (s: number): string => (racked ? `spine${s}` : `fab${s}`);
   const coreAs = (s: number): number => 65000 + s;
   let g = 0;
   for (let s = 1; s <= sites; s++) {
     const core = coreOfSite(s);
-    const coreNs = addNs(core, leafSpine ? "spine" : "fabric", s);
+    const coreNs = addNs(core, racked ? "spine" : "fabric", s);
     const coreRouter: RouterPlan = {
       name: core,
       ns: coreNs.name,
-      role: leafSpine ? "spine" : "fabric",
+      role: racked ? "spine" : "fabric",
       site: s,
       rack: undefined,
       asNumber: coreAs(s),
-      routerId: leafSpine ? `10.${s}.101.1` : `10.${s}.1.1`,
+      routerId: racked ? `10.${s}.101.1` : `10.${s}.1.1`,
       neighbors: [],
     };
     routers.push(coreRouter);
-    const sizes = leafSpine ? rackSizes(options.hosts, options.racks) : [options.hosts];
+    const sizes = racked ? rackSizes(options.hosts, options.racks) : [options.hosts];
     let lastRackRouter = coreRouter;
     sizes.forEach((size, ri) => {
       const r = ri + 1;
       const k = (s - 1) * sizes.length + r;
-      // The segment's router: the ToR, or in flat/reflectors the fabric router itself.
+      // The segment's router: the ToR, or in a lab without racks the fabric router itself.
       let segRouter: RouterPlan;
       let segNs: NamespacePlan;
-      if (leafSpine) {
+      if (racked) {
         segNs = addNs(`tor${k}`, "tor", s);
         segRouter = {
           name: `tor${k}`,
@@ -454,16 +470,18 @@ export function planLab(options: LabOptions): LabPlan {
         const hostNs = addNs(name, "host", s);
         const ipv4 = `10.${s}.${r}.${10 + i}/24`;
         const ip6 = ipv6 ? `fd00:${s}:${r}::${10 + i}/64` : undefined;
-        const routeReflector = topology === "reflectors" && i <= 2;
+        // Two reflectors per site: the first two hosts of the one segment,
+        // or the first host of each of the first two racks.
+        const routeReflector = topology === "reflectors" && (racked ? i === 1 && r <= 2 : i <= 2);
         const labels: Record<string, string> = { site: `site${s}` };
-        if (leafSpine) labels["rack"] = `rack${k}`;
+        if (racked) labels["rack"] = `rack${k}`;
         if (routeReflector) labels["route-reflector"] = "true";
         const host: HostPlan = {
           name,
           ns: hostNs.name,
           index: g,
           site: s,
-          rack: leafSpine ? k : undefined,
+          rack: racked ? k : undefined,
           mgmt: `${v4(MGMT_HOST_BASE + g)}/16`,
           ipv4,
           ipv6: ip6,
@@ -487,7 +505,9 @@ export function planLab(options: LabOptions): LabPlan {
           hostNs.routes.push({ to: "::/0", via: host.gateway6, dev: "fab0" });
         }
         // The segment's router peers with every host on it, as a ToR does
-        // (with reflectors too: each host announces its own blocks to it).
+        // (with reflectors too: each host announces its own blocks to it, so
+        // the routers can forward to workloads; hosts learn blocks from the
+        // reflectors only, as a router's copy carries their own AS).
         segRouter.neighbors.push({
           address: ipv4.split("/")[0] ?? "",
           asNumber: host.asNumber,

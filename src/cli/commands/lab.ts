@@ -111,7 +111,10 @@ Examples:
         .default("leaf-spine"),
     )
     .option("--hosts <n>", "hosts per site (default: 2 per rack in leaf-spine, else 3)")
-    .option("--racks <n>", "racks per site, each with a ToR router (leaf-spine; default 2)")
+    .option(
+      "--racks <n>",
+      "racks per site, each with a ToR router (leaf-spine or reflectors; default 2 for leaf-spine, else 1)",
+    )
     .option("--workloads-per-host <n>", "workloads started on every host", "2")
     .addOption(new Option("--etcd <members>", "etcd members").choices(["1", "3"]).default("1"))
     .option("--ipv6", "dual stack: IPv6 on the fabric, in BGP and for workloads")
@@ -132,7 +135,9 @@ Examples:
       `
 Topologies (drawings in docs/lab.md):
   flat        hosts on one L2 segment with a router; node-to-node BGP mesh
-  reflectors  the same, mesh off; two hosts per site are route reflectors
+  reflectors  the same, mesh off; two hosts per site are route reflectors.
+              With --racks R: racks behind ToR routers as in leaf-spine, the
+              two reflectors in different racks, iBGP across racks
   leaf-spine  racks, each a ToR router (FRR) peering eBGP with its hosts (a
               private AS per host) and with a spine router
 
@@ -428,7 +433,7 @@ function labelText(labels: Record<string, string>): string {
 function describeOptions(o: LabOptions): string {
   const parts: string[] = [o.topology];
   if (o.sites > 1) parts.push(`${o.sites} sites`);
-  if (o.topology === "leaf-spine")
+  if (o.topology === "leaf-spine" || o.racks > 1)
     parts.push(`${o.racks} rack${o.racks > 1 ? "s" : ""}${o.sites > 1 ? " each" : ""}`);
   parts.push(`${o.hosts * o.sites} hosts`);
   parts.push(`etcd ${o.etcd} member${o.etcd > 1 ? "s" : ""}`);
