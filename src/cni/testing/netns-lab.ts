@@ -4,7 +4,8 @@
 // named <prefix>-..., with prefix "twt-<random>", and close() deletes them.
 //
 //   test process (machine's namespace) ── etcd on 127.0.0.1:<port>
-//        │ unix socket proxy <dir>/etcd.sock (a file: reachable from every namespace)
+//        │ unix socket <dir>/etcd.sock (a file: reachable from every namespace),
+//        │ relayed to etcd by a small process of the lab's
 //   ┌────┴───────────────── host namespace <prefix>-h<i> ──────────────────┐
 //   │ up0 192.168.254.1/24 fd00:254::1/64 ◄─veth─► up1   (both ends here)   │
 //   │ default via 192.168.254.2 dev up0, ::/0 via fd00:254::2 (never left)  │
@@ -25,10 +26,8 @@
 // close(), and so is anything else still running in one of its namespaces.
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
-import { mkdtemp, rm, symlink } from "node:fs/promises";
-import { createConnection, createServer } from "node:net";
-import type { Server, Socket } from "node:net";
+import { closeSync, existsSync, openSync } from "node:fs";
+import { mkdtemp, rm, symlink, unlink, writeFile } from "node:fs/promises";
 import type { ChildProcess } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -163,6 +162,23 @@ Promise.all(targets.map((t) => new Promise((resolve) => {
 }))).then((r) => process.stdout.write(JSON.stringify(Object.fromEntries(r))));
 `;
 
+/**
+ * The unix socket argv[1] relayed to etcd at argv[2]:argv[3] (TCP). Ends
+ * when its stdin does: with the process that started it, however that ends.
+ */
+const ETCD_RELAY = `
+const net = require("node:net");
+const [sock, host, port] = process.argv.slice(1);
+net.createServer((c) => {
+  const u = net.connect(Number(port), host);
+  c.pipe(u); u.pipe(c);
+  c.on("error", () => u.destroy()); u.on("error", () => c.destroy());
+  c.on("close", () => u.destroy()); u.on("close", () => c.destroy());
+}).listen(sock, () => process.stdout.write("ready\\n"));
+process.stdin.on("end", () => process.exit(0));
+process.stdin.resume();
+`;
+
 /** In a host namespace: 127.0.0.1:<argv[2]> relayed to the unix socket argv[1]. */
 const RELAY = `
 const net = require("node:net");
@@ -222,23 +238,24 @@ export async function startNetnsLab(etcdEndpoint: string): Promise<NetnsLab> {
   const dir = await mkdtemp(join(tmpdir(), `${prefix}-`));
   const socketPath = join(dir, "etcd.sock");
   const target = new URL(etcdEndpoint);
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const upstream = createConnection(Number(target.port), target.hostname);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on("error", () => undefined);
-      s.on("close", () => {
-        sockets.delete(s);
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
   const children = new Set<ChildProcess>();
+  // The socket's relay is a process of its own, so that what this process
+  // does (a hundred plugin spawns at once) never delays a datastore request.
+  const etcdRelay = spawn(
+    process.execPath,
+    ["-e", ETCD_RELAY, socketPath, target.hostname, target.port],
+    { stdio: ["pipe", "pipe", "pipe"] },
+  );
+  children.add(etcdRelay);
+  etcdRelay.once("exit", () => children.delete(etcdRelay));
+  await lineFrom(etcdRelay, "ready", 10_000, "the etcd relay");
+  // A lab not closed must not keep its process alive (the relay ends with it).
+  etcdRelay.unref();
+  for (const stream of [etcdRelay.stdin, etcdRelay.stdout, etcdRelay.stderr]) {
+    (stream as unknown as { unref?: () => void } | null)?.unref?.();
+  }
   const relays = new Map<string, Promise<void>>();
+  let pluginCalls = 0;
   let hosts = 0;
   let workloads = 0;
   const nameOf = (ns: string): string => (ns.startsWith("/") ? (ns.split("/").pop() ?? ns) : ns);
@@ -319,18 +336,31 @@ export async function startNetnsLab(etcdEndpoint: string): Promise<NetnsLab> {
         main = join(dir, options.as);
         if (!existsSync(main)) await symlink(PLUGIN_MAIN, main);
       }
+      // The config is the plugin's stdin as a file: it reads to the end at
+      // once. (Through a pipe, the end would come only when this process's
+      // event loop next turns, which during a burst of a hundred spawns is
+      // seconds later: a delay of the harness, not of the plugin.)
+      const input = join(dir, `stdin-${++pluginCalls}`);
+      await writeFile(input, typeof config === "string" ? config : JSON.stringify(config));
+      const stdin = openSync(input, "r");
       const started = performance.now();
       return new Promise((resolve, reject) => {
         // nsenter, not `ip netns exec`: only the network namespace changes,
         // as when a runtime in the host's namespace runs the plugin.
-        const child = spawn("nsenter", [`--net=/var/run/netns/${host}`, process.execPath, main], {
-          env: { PATH: process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin", ...env },
-          stdio: ["pipe", "pipe", "pipe"],
-        });
+        let child;
+        try {
+          child = spawn("nsenter", [`--net=/var/run/netns/${host}`, process.execPath, main], {
+            env: { PATH: process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin", ...env },
+            stdio: [stdin, "pipe", "pipe"],
+          });
+        } finally {
+          closeSync(stdin);
+          void unlink(input).catch(() => undefined);
+        }
         const out: Buffer[] = [];
         const err: Buffer[] = [];
-        child.stdout.on("data", (c: Buffer) => out.push(c));
-        child.stderr.on("data", (c: Buffer) => err.push(c));
+        child.stdout?.on("data", (c: Buffer) => out.push(c));
+        child.stderr?.on("data", (c: Buffer) => err.push(c));
         child.on("error", reject);
         child.on("close", (code) => {
           const stdout = Buffer.concat(out).toString("utf8");
@@ -349,7 +379,6 @@ export async function startNetnsLab(etcdEndpoint: string): Promise<NetnsLab> {
             ms: performance.now() - started,
           });
         });
-        child.stdin.end(typeof config === "string" ? config : JSON.stringify(config));
       });
     },
     async reach(host, ns, address) {
@@ -505,8 +534,6 @@ export async function startNetnsLab(etcdEndpoint: string): Promise<NetnsLab> {
         }
         await exec("ip", ["netns", "del", name]).catch(() => undefined);
       }
-      for (const s of sockets) s.destroy();
-      await new Promise((resolve) => server.close(resolve));
       await rm(dir, { recursive: true, force: true });
     },
   };
