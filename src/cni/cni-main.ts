@@ -9,8 +9,10 @@
 // node:http, not the gRPC client), IPAM and the schemas only for commands
 // that need them. In the bundle these imports cost no file look-ups, only
 // the modules' own initialisation, which is then skipped for VERSION.
+import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { basename } from "node:path";
+import { isatty } from "node:tty";
 import type { CniDeps } from "./cni-deps.js";
 import { runCni } from "./run-cni.js";
 import type { PluginMode } from "./run-cni.js";
@@ -30,8 +32,18 @@ const DATASTORE_TIMEOUT_MS = 10_000;
  */
 const IPAM_MAX_RETRIES = 100;
 
+/**
+ * The network config: stdin to its end. Read straight from fd 0 (the
+ * runtime's pipe or file), without setting up process.stdin's stream; a
+ * non-blocking pipe (EAGAIN) is read through the stream.
+ */
 async function readStdin(): Promise<string> {
-  if (process.stdin.isTTY) return "";
+  if (isatty(0)) return "";
+  try {
+    return readFileSync(0, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
+  }
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString("utf8");

@@ -517,7 +517,10 @@ export async function startNetnsLab(etcdEndpoint: string): Promise<NetnsLab> {
             c.exitCode !== null ? resolve() : c.once("exit", () => resolve()),
           ),
       );
-      for (const c of children) c.kill("SIGTERM");
+      for (const c of children) {
+        c.ref(); // Held open until they are gone (the etcd relay is unref'd).
+        c.kill("SIGTERM");
+      }
       const timeout = new Promise<void>((resolve) => setTimeout(resolve, 5000).unref());
       await Promise.race([Promise.all(exits), timeout]);
       for (const c of children) c.kill("SIGKILL");
