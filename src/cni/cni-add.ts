@@ -1,12 +1,12 @@
 // ADD: give a workload its network.
 //
-//   1 check the netns and the endpoint-to-be (nothing done yet)
+//   1 check the netns (nothing done yet)
 //   2 at once: addresses from IPAM (in-process, or the delegated IPAM
 //     plugin), and the veth pair: host side tw<hash> (ee:ee:ee:ee:ee:ee),
-//     peer in CNI_NETNS as CNI_IFNAME
-//   3 at once: the host side (sysctls, up, /32 (/128) routes, proto 116)
-//     and the workload side (up, addresses, 169.254.1.1 link route,
-//     default routes)
+//     peer in CNI_NETNS as CNI_IFNAME with a MAC chosen here
+//   3 at once: the host side (sysctls, up, /32 (/128) routes, proto 116),
+//     the workload side (up, addresses, 169.254.1.1 link route, default
+//     routes), and the WorkloadEndpoint checked against its schema
 //   4 the WorkloadEndpoint (the interface is up by now, so the agent
 //     programs the endpoint in one pass)
 //   5 wait until the agent reports the endpoint's policy programmed
@@ -16,6 +16,7 @@
 // reports the first error: a failed ADD leaves nothing behind. Undo only
 // ever touches what this ADD made (the addresses it got, the veth it
 // created, the endpoint revision it wrote), never what was there before.
+import { randomBytes } from "node:crypto";
 import { endpointStatusKey } from "../datastore/endpoint-status.js";
 import { isErrorCode } from "../util/errors.js";
 import type { NetConf } from "./cni-config.js";
@@ -60,8 +61,10 @@ export async function cmdAdd(session: Session): Promise<CniResult> {
       );
     }
     const prev = conf.prevResult !== undefined ? parsePrevResult(conf.prevResult) : undefined;
-    // Fail on a bad endpoint before anything is changed.
-    checkWorkloadEndpoint(buildWorkloadEndpoint(id, conf, { addresses: {} }));
+    // The workload side's MAC is chosen here, as the kernel would choose it
+    // (random, locally administered), so that the endpoint is known in full
+    // as soon as IPAM answers.
+    const mac = conf.requestedMac ?? randomMac();
 
     // The veth pair needs no address: it is made while IPAM works.
     step = "assigning addresses and creating the veth pair";
@@ -71,7 +74,7 @@ export async function cmdAdd(session: Session): Promise<CniResult> {
       deps.netlink.createVeth({
         ...vethSpec,
         ...(conf.mtu !== undefined ? { mtu: conf.mtu } : {}),
-        ...(conf.requestedMac !== undefined ? { containerMac: conf.requestedMac } : {}),
+        containerMac: mac,
       }),
     ]);
     if (assigned.status === "fulfilled") {
@@ -97,12 +100,20 @@ export async function cmdAdd(session: Session): Promise<CniResult> {
     }
     const { addresses, dns } = assigned.value;
 
-    // The two ends are in different namespaces: configured side by side.
+    // The two ends are in different namespaces: configured side by side,
+    // and the endpoint is checked against its schema meanwhile (CPU while
+    // `ip` runs). A bad one fails the ADD, which undoes all of the above.
     step = "configuring the interfaces";
-    const [host, workload] = await Promise.allSettled([
+    const wep = buildWorkloadEndpoint(id, conf, { addresses, mac });
+    const [valid, host, workload] = await Promise.allSettled([
+      checkWorkloadEndpoint(wep),
       deps.netlink.configureHostSide(id.hostInterface, addresses),
       deps.netlink.configureWorkloadSide(env.netns, env.ifname, addresses),
     ]);
+    if (valid.status === "rejected") {
+      step = "checking the workload endpoint";
+      throw valid.reason;
+    }
     if (host.status === "rejected") {
       step = "configuring the host side";
       throw host.reason;
@@ -111,11 +122,7 @@ export async function cmdAdd(session: Session): Promise<CniResult> {
       step = "configuring the workload side";
       throw workload.reason;
     }
-    const { mac } = workload.value;
-
     step = "writing the workload endpoint";
-    const wep = buildWorkloadEndpoint(id, conf, { addresses, mac });
-    checkWorkloadEndpoint(wep);
     const { store } = await session.datastore();
     // Almost always new: one transaction. An ADD repeated for an endpoint
     // that is there already (same pod, same interface) replaces it.
@@ -176,6 +183,13 @@ export async function cmdAdd(session: Session): Promise<CniResult> {
     }
     throw failure;
   }
+}
+
+/** A random unicast, locally administered MAC (what the kernel gives a veth when asked for none). */
+function randomMac(): string {
+  const bytes = randomBytes(6);
+  bytes[0] = ((bytes[0] as number) & 0xfe) | 0x02;
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join(":");
 }
 
 /** Addresses for the attachment, from twill's IPAM or the delegated plugin. */

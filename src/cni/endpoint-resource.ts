@@ -7,7 +7,6 @@
 // namespace profile.
 import { kindById } from "../api/kinds.js";
 import type { Resource } from "../api/resource.js";
-import { workloadEndpointSchema } from "../api/schemas/workload-endpoint.js";
 import type { NetConf } from "./cni-config.js";
 import { CNI_ERROR, CniError } from "./cni-error.js";
 import type { EndpointIdentity } from "./endpoint-identity.js";
@@ -63,9 +62,11 @@ export function buildWorkloadEndpoint(
 /**
  * Checks an endpoint against the WorkloadEndpoint schema (the one kind's
  * schema: validating against all of them would load every schema, which
- * costs start-up time). CniError 7 naming each field otherwise.
+ * costs start-up time; and loaded only here, where ADD has time to spare).
+ * CniError 7 naming each field otherwise.
  */
-export function checkWorkloadEndpoint(wep: Resource): void {
+export async function checkWorkloadEndpoint(wep: Resource): Promise<void> {
+  const { workloadEndpointSchema } = await import("../api/schemas/workload-endpoint.js");
   const parsed = workloadEndpointSchema.safeParse(wep);
   if (parsed.success) return;
   const problems = parsed.error.issues.map(
