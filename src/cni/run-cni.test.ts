@@ -574,6 +574,18 @@ describe("runCni: ADD failures leave nothing behind", () => {
     });
   }
 
+  it("an endpoint its schema refuses fails with code 7, and what was begun is undone", async () => {
+    const h = await harness();
+    const add = await h.run("ADD", { ...BASE_CONFIG, labels: { "not a label key!": "x" } });
+    assert.equal(add.exitCode, 1);
+    assert.equal(add.json?.["code"], 7, add.stdout);
+    assert.match(String(add.json?.["details"]), /metadata\.labels/);
+    assert.deepEqual(h.netlink.dump().host, {});
+    assert.deepEqual(h.netlink.dump().namespaces[NETNS], {});
+    assert.deepEqual(await allocations(h.ipam), []);
+    assert.deepEqual(await weps(h.store), []);
+  });
+
   it("an exhausted pool fails with code 100 and takes nothing", async () => {
     const h = await harness([pool("tiny", "10.99.0.0/30", { blockSize: 30 })]);
     const ips: string[] = [];
