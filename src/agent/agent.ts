@@ -61,6 +61,7 @@ import { createMetrics } from "./metrics.js";
 import type { AgentMetrics } from "./metrics.js";
 import { registerNode } from "./node-registration.js";
 import { EndpointStatusWriter } from "./status-writer.js";
+import { sleep } from "../util/sleep.js";
 
 /** The OS facilities the dataplane drives. */
 export interface KernelDeps {
@@ -891,17 +892,4 @@ async function within(ms: number, p: Promise<unknown>): Promise<void> {
   let t: ReturnType<typeof setTimeout> | undefined;
   await Promise.race([p, new Promise<void>((resolve) => (t = setTimeout(resolve, ms)))]);
   clearTimeout(t);
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

@@ -25,6 +25,7 @@ import type { BgpInputs } from "./bgp-inputs.js";
 import { BgpInputsTracker } from "./bgp-inputs-tracker.js";
 import type { BirdControl, BirdProtocol } from "./bird-control.js";
 import type { BirdLogger, BirdSupervisorStats, ConfigOutcome } from "./bird-supervisor.js";
+import { sleep } from "../util/sleep.js";
 
 /** What the runtime needs of a BIRD supervisor (BirdSupervisor; a fake in tests). */
 export interface BirdRuntime {
@@ -264,17 +265,4 @@ export class BgpRuntime {
       }
     }
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

@@ -43,6 +43,7 @@ import type { Resource } from "../api/resource.js";
 import { DEFAULT_NAMESPACE } from "../datastore/resource-store.js";
 import type { ResourceEvent, ResourceStore } from "../datastore/resource-store.js";
 import { TwillError, isErrorCode } from "../util/errors.js";
+import { sleep } from "../util/sleep.js";
 
 export type SyncStatus = "waiting" | "resyncing" | "in-sync";
 
@@ -433,19 +434,4 @@ function deleteUpdate(kind: KindInfo, name: string, namespace: string | undefine
 
 function nextTurn(): Promise<typeof IDLE> {
   return new Promise((resolve) => setImmediate(() => resolve(IDLE)));
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }
