@@ -11,6 +11,12 @@ const pureModules = [
   "src/calc/**/*.ts",
   "src/**/render-*.ts",
   "src/ipam/block-*.ts",
+  "src/bgp/bgp-model.ts",
+  "src/bgp/bgp-inputs.ts",
+  "src/lab/topology.ts",
+  "src/lab/lab-resources.ts",
+  "src/lab/route-coverage.ts",
+  "src/lab/lab-check-plan.ts",
 ];
 
 export default tseslint.config(

@@ -465,17 +465,7 @@ export function formatLabSummary(info: LabInfo): string {
   );
   lines.push("\n");
   if (info.workloads.length > 0) {
-    lines.push(
-      formatTable(
-        ["workload", "host", "address", "labels"],
-        info.workloads.map((w) => [
-          w.name,
-          w.host,
-          [w.ipv4, w.ipv6].filter((a) => a !== undefined).join(" "),
-          labelText(w.labels),
-        ]),
-      ),
-    );
+    lines.push(workloadsTable(info.workloads));
     lines.push("\n");
   }
   const routers = plan.routers.map((r) => `${r.name} (AS ${r.asNumber})`).join(", ");
@@ -549,17 +539,28 @@ export function formatLabStatus(s: LabStatus): string {
   );
   lines.push("\n");
   if (s.workloads.length > 0) {
-    lines.push(
-      formatTable(
-        ["workload", "host", "address", "labels"],
-        s.workloads.map((w) => [
-          w.name,
-          w.host,
-          [w.ipv4, w.ipv6].filter((a) => a !== undefined).join(" "),
-          labelText(w.labels),
-        ]),
-      ),
-    );
+    lines.push(workloadsTable(s.workloads));
   }
   return lines.join("");
+}
+
+/** The workloads table of `lab up`'s summary and of `lab status`. */
+function workloadsTable(
+  workloads: readonly {
+    name: string;
+    host: string;
+    ipv4?: string | undefined;
+    ipv6?: string | undefined;
+    labels: Record<string, string>;
+  }[],
+): string {
+  return formatTable(
+    ["workload", "host", "address", "labels"],
+    workloads.map((w) => [
+      w.name,
+      w.host,
+      [w.ipv4, w.ipv6].filter((a) => a !== undefined).join(" "),
+      labelText(w.labels),
+    ]),
+  );
 }
