@@ -32,6 +32,7 @@ import type { EtcdServer } from "../datastore/etcd-server.js";
 import { ResourceStore } from "../datastore/resource-store.js";
 import { NetnsPool } from "../dataplane/netns-testkit.js";
 import type { Netns } from "../dataplane/netns-testkit.js";
+import { collectJsonLines } from "../util/json-lines.js";
 
 export const TWILL_MAIN = fileURLToPath(new URL("../bin/twill.js", import.meta.url));
 
@@ -95,23 +96,6 @@ export interface HostLabOptions {
   outside?: boolean;
   /** Port of the agent's HTTP server in the host namespace (default 9099). */
   healthPort?: number;
-}
-
-/** Parses a child's stdout into JSON log lines. */
-function collectLines(child: ChildProcess, lines: Record<string, unknown>[]): void {
-  let buf = "";
-  child.stdout?.on("data", (d: Buffer) => {
-    buf += d.toString("utf8");
-    const parts = buf.split("\n");
-    buf = parts.pop() ?? "";
-    for (const p of parts) {
-      try {
-        lines.push(JSON.parse(p) as Record<string, unknown>);
-      } catch {
-        lines.push({ msg: p });
-      }
-    }
-  });
 }
 
 /** Resolves with the first stdout line that `pred` accepts; rejects after `ms` or on exit. */
@@ -276,7 +260,7 @@ export async function startHostLab(options: HostLabOptions = {}): Promise<HostLa
           ...extraArgs,
         ]);
         const lines: Record<string, unknown>[] = [];
-        collectLines(child, lines);
+        collectJsonLines(child.stdout, lines);
         let stderr = "";
         child.stderr?.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
         const exited = new Promise<number | null>((resolve) =>

@@ -34,6 +34,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { buildBundle, bundleIsCurrent } from "../build-bundle.js";
+import { collectJsonLines } from "../../util/json-lines.js";
 
 const exec = promisify(execFile);
 
@@ -439,19 +440,8 @@ export async function startNetnsLab(etcdEndpoint: string): Promise<NetnsLab> {
       ]);
       const lines: Record<string, unknown>[] = [];
       const waiters = new Set<() => void>();
-      let buffered = "";
       let stderr = "";
-      child.stdout?.on("data", (d: Buffer) => {
-        buffered += d.toString("utf8");
-        const parts = buffered.split("\n");
-        buffered = parts.pop() ?? "";
-        for (const p of parts) {
-          try {
-            lines.push(JSON.parse(p) as Record<string, unknown>);
-          } catch {
-            lines.push({ msg: p });
-          }
-        }
+      collectJsonLines(child.stdout, lines, () => {
         for (const w of waiters) w();
       });
       child.stderr?.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
