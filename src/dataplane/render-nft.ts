@@ -1188,36 +1188,43 @@ export function renderRuleset(
   if (early) {
     const rawPre = [CLEAR_MARKS_RULE];
     const rawOutput = [CLEAR_MARKS_RULE];
-    if (rawIn) {
-      const w = hostStage("raw", "from", "from-hep-raw");
+    // The raw table's host-endpoint stages, one per direction: the same
+    // shape with the failsafe ports, interface match and map mirrored.
+    const rawStage = (
+      out: string[],
+      d: { from: "from" | "to"; suffix: "in" | "out"; iface: "iifname" | "oifname" },
+      own: { ports: typeof config.failsafeInbound; net: "saddr" | "daddr" },
+      other: typeof config.failsafeInbound,
+    ): void => {
+      const w = hostStage("raw", d.from, `${d.from}-hep-raw`);
       chain(
-        "raw-failsafe-in",
+        `raw-failsafe-${d.suffix}`,
         failsafeRules([
-          { ports: config.failsafeInbound, portField: "dport", netField: "saddr" },
-          { ports: config.failsafeOutbound, portField: "sport", netField: "saddr" },
+          { ports: own.ports, portField: "dport", netField: own.net },
+          { ports: other, portField: "sport", netField: own.net },
         ]),
       );
-      if (w) rawPre.push(`iifname ${wild} accept`, `iifname "lo" accept`);
-      rawPre.push(
-        "jump raw-failsafe-in",
-        "iifname vmap @from-hep-raw",
+      if (w) out.push(`${d.iface} ${wild} accept`, `${d.iface} "lo" accept`);
+      out.push(
+        `jump raw-failsafe-${d.suffix}`,
+        `${d.iface} vmap @${d.from}-hep-raw`,
         ...(w ? [`goto ${w}`] : []),
+      );
+    };
+    if (rawIn) {
+      rawStage(
+        rawPre,
+        { from: "from", suffix: "in", iface: "iifname" },
+        { ports: config.failsafeInbound, net: "saddr" },
+        config.failsafeOutbound,
       );
     }
     if (rawOut) {
-      const w = hostStage("raw", "to", "to-hep-raw");
-      chain(
-        "raw-failsafe-out",
-        failsafeRules([
-          { ports: config.failsafeOutbound, portField: "dport", netField: "daddr" },
-          { ports: config.failsafeInbound, portField: "sport", netField: "daddr" },
-        ]),
-      );
-      if (w) rawOutput.push(`oifname ${wild} accept`, `oifname "lo" accept`);
-      rawOutput.push(
-        "jump raw-failsafe-out",
-        "oifname vmap @to-hep-raw",
-        ...(w ? [`goto ${w}`] : []),
+      rawStage(
+        rawOutput,
+        { from: "to", suffix: "out", iface: "oifname" },
+        { ports: config.failsafeOutbound, net: "daddr" },
+        config.failsafeInbound,
       );
     }
     chain("raw-prerouting", rawPre);
