@@ -35,6 +35,12 @@ export default tseslint.config(
     },
   },
   {
+    // CommonJS on purpose (the CNI plugin's entry, see src/cni/main.cts):
+    // under verbatimModuleSyntax its imports are `import x = require(...)`.
+    files: ["**/*.cts"],
+    rules: { "@typescript-eslint/no-require-imports": "off" },
+  },
+  {
     files: pureModules,
     ignores: ["**/*.test.ts", "src/api/gen-docs.ts"],
     rules: {

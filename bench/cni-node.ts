@@ -55,7 +55,7 @@ export async function startBenchNode(options: {
   try {
     etcd = await startEtcd();
     backend = new EtcdHttpBackend({ endpoints: [etcd.endpoint] });
-    lab = await startNetnsLab(etcd.endpoint);
+    lab = await startNetnsLab(etcd);
     const store = new ResourceStore(backend);
     const v3 = "projectcalico.org/v3";
     await store.create({

@@ -9,7 +9,9 @@
 import { renameSync, statSync, writeFileSync } from "node:fs";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Metafile, Plugin } from "esbuild";
-import { BUNDLE_NAME } from "./bundle-loader.js";
+import loader from "./bundle-loader.cjs";
+
+const { BUNDLE_NAME } = loader;
 
 const here = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
 

@@ -3,7 +3,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { loadBundle, runBundled } from "./bundle-loader.js";
+import loader from "./bundle-loader.cjs";
+
+const { loadBundle, runBundled } = loader;
 
 const dir = mkdtempSync(join(tmpdir(), "twill-bundle-test-"));
 after(() => rmSync(dir, { recursive: true, force: true }));

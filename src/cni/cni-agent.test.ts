@@ -95,7 +95,7 @@ describe(
       etcd = await startEtcd();
       backend = new EtcdHttpBackend({ endpoints: [etcd.endpoint] });
       store = new ResourceStore(backend);
-      lab = await startNetnsLab(etcd.endpoint);
+      lab = await startNetnsLab(etcd);
       host = await lab.addHost();
       for (const name of ["srv", "cli", "bad"]) netns.set(name, await lab.addWorkload());
 

@@ -108,7 +108,7 @@ describe("CNI plugin in real network namespaces", { skip, concurrency: false }, 
   before(async () => {
     etcd = await startEtcd();
     backend = new EtcdHttpBackend({ endpoints: [etcd.endpoint] });
-    lab = await startNetnsLab(etcd.endpoint);
+    lab = await startNetnsLab(etcd);
     host = await lab.addHost();
   });
 

@@ -38,7 +38,7 @@ export interface InstallOptions {
   policyTimeoutSeconds?: number;
   /** The Node.js binary the wrappers run (default: this one). */
   node: string;
-  /** The built plugin, dist/src/cni/main.js. */
+  /** The built plugin, dist/src/cni/main.cjs. */
   plugin: string;
 }
 

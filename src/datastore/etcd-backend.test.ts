@@ -23,6 +23,11 @@ runBackendContract("etcd", async () => {
   return { backend, cleanup: () => backend.close() };
 });
 
+runBackendContract("etcd over its unix socket", async () => {
+  const backend = new EtcdBackend({ endpoints: [etcd.socketEndpoint] });
+  return { backend, cleanup: () => backend.close() };
+});
+
 /** A TCP proxy to etcd whose connections can be cut, to break watch streams on demand. */
 async function startProxy(
   target: string,
@@ -262,9 +267,16 @@ describe("EtcdBackend failures", () => {
     });
   }
 
-  it("checkEndpoints accepts http and https URLs", () => {
+  it("checkEndpoints accepts http and https URLs, and unix sockets by path", () => {
     checkEndpoints(["http://127.0.0.1:2379", "http://[::1]:2379"]);
     checkEndpoints(["https://etcd-0.example:2379"]);
+    checkEndpoints(["unix:///run/etcd/localhost:2379"]);
+    for (const bad of ["unix://", "unix:///", "unix://host/run/etcd.sock"]) {
+      assert.throws(
+        () => checkEndpoints([bad]),
+        (err: unknown) => isErrorCode(err, "Invalid") && err.message.includes(`"${bad}"`),
+      );
+    }
   });
 
   const reasons: { name: string; error: Error; want: string }[] = [

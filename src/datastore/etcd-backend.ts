@@ -62,7 +62,12 @@ import type {
 import { checkFromRevision } from "./memory-backend.js";
 
 export interface EtcdBackendOptions {
-  /** Client URLs, all `http://host:port` or all `https://host:port`; several = one cluster. */
+  /**
+   * Client URLs, all `http://host:port` or all `https://host:port`, or
+   * `unix:///path` (etcd listening on a unix socket, e.g. with
+   * `--listen-client-urls unix://localhost:2379`, which names the socket
+   * `localhost:2379` in etcd's working directory); several = one cluster.
+   */
   endpoints: string[];
   /** PEM file paths: the CA bundle that signed the servers, a client certificate and its key. */
   tls?: { ca?: string; cert?: string; key?: string };
@@ -143,10 +148,15 @@ export function checkEndpoints(endpoints: readonly string[]): void {
     } catch {
       url = undefined;
     }
-    if (!url || (url.protocol !== "http:" && url.protocol !== "https:") || url.hostname === "") {
+    const ok =
+      url !== undefined &&
+      (url.protocol === "unix:"
+        ? url.hostname === "" && url.pathname !== "" && url.pathname !== "/"
+        : (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== "");
+    if (!ok) {
       throw new TwillError(
         "Invalid",
-        `invalid etcd endpoint "${endpoint}": expected http://host:port or https://host:port`,
+        `invalid etcd endpoint "${endpoint}": expected http://host:port, https://host:port or unix:///path/to/socket`,
       );
     }
   }

@@ -28,6 +28,13 @@ export const DEFAULT_ETCD_BINARY = "/usr/bin/etcd";
 export interface EtcdServer {
   /** The client URL, e.g. `http://127.0.0.1:40123`. */
   endpoint: string;
+  /**
+   * The same clients' service on a unix socket, `unix:///tmp/twill-etcd-…/localhost:40123`:
+   * reachable from every network namespace (a socket file is not bound to
+   * one), so test hosts in namespaces reach etcd directly, as a real host
+   * reaches its etcd, with no relay process in between.
+   */
+  socketEndpoint: string;
   /** The temporary data dir (removed by stop()). */
   dataDir: string;
   /** The etcd process id. */
@@ -103,7 +110,9 @@ async function startOnce(binary: string, options: StartEtcdOptions): Promise<Etc
   const args = [
     "--name=twill",
     `--data-dir=${dataDir}`,
-    `--listen-client-urls=${endpoint}`,
+    // etcd names a unix listener's socket after its URL's host, in its
+    // working directory (the data dir, below).
+    `--listen-client-urls=${endpoint},unix://localhost:${clientPort}`,
     `--advertise-client-urls=${endpoint}`,
     `--listen-peer-urls=${peer}`,
     `--initial-advertise-peer-urls=${peer}`,
@@ -120,6 +129,7 @@ async function startOnce(binary: string, options: StartEtcdOptions): Promise<Etc
   try {
     child = spawn("/bin/sh", ["-c", WATCHDOG, "twill-etcd-watchdog", dataDir, binary, ...args], {
       stdio: ["pipe", "pipe", "pipe"],
+      cwd: dataDir,
     });
   } catch (err) {
     rmSync(dataDir, { recursive: true, force: true });
@@ -181,7 +191,8 @@ async function startOnce(binary: string, options: StartEtcdOptions): Promise<Etc
   for (const stream of [child.stdin, child.stdout, child.stderr]) {
     (stream as unknown as { unref?: () => void } | null)?.unref?.();
   }
-  return { endpoint, dataDir, pid, stop };
+  const socketEndpoint = `unix://${join(dataDir, `localhost:${clientPort}`)}`;
+  return { endpoint, socketEndpoint, dataDir, pid, stop };
 }
 
 function readPid(child: ChildProcess, exit: Promise<void>): Promise<number> {

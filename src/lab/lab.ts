@@ -77,9 +77,9 @@ import {
 } from "./topology.js";
 import type { HostPlan, LabOptions, LabPlan, RouterPlan, WorkloadPlan } from "./topology.js";
 
-/** dist/src/bin/twill.js and dist/src/cni/main.js, next to this file once built. */
+/** dist/src/bin/twill.js and dist/src/cni/main.cjs, next to this file once built. */
 export const TWILL_MAIN = fileURLToPath(new URL("../bin/twill.js", import.meta.url));
-export const CNI_MAIN = fileURLToPath(new URL("../cni/main.js", import.meta.url));
+export const CNI_MAIN = fileURLToPath(new URL("../cni/main.cjs", import.meta.url));
 const FRR_DIR = "/usr/lib/frr";
 const CNI_NETWORK = "twill-lab";
 /** The Kubernetes namespace of the lab's workloads (attached as pods). */

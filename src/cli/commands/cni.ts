@@ -80,7 +80,7 @@ Writes <bin-dir>/twill, <bin-dir>/twill-ipam and <conf-dir>/10-twill.conflist.`,
         policyWait: flags.policyWait,
         policyTimeoutSeconds: positive("--policy-timeout", flags.policyTimeout, false) ?? 10,
         node: process.execPath,
-        plugin: fileURLToPath(new URL("../../cni/main.js", import.meta.url)),
+        plugin: fileURLToPath(new URL("../../cni/main.cjs", import.meta.url)),
       });
       for (const file of result.files) ctx.output.out(`wrote ${file}\n`);
     });

@@ -3,26 +3,25 @@
 // interface, route and sysctl is inside a namespace this lab created, all
 // named <prefix>-..., with prefix "twt-<random>", and close() deletes them.
 //
-//   test process (machine's namespace) ── etcd on 127.0.0.1:<port>
-//        │ unix socket <dir>/etcd.sock (a file: reachable from every namespace),
-//        │ relayed to etcd by a small process of the lab's
+//   test process (machine's namespace) ── etcd on 127.0.0.1:<port>, and on
+//        │ its unix socket (a file: reachable from every namespace)
 //   ┌────┴───────────────── host namespace <prefix>-h<i> ──────────────────┐
 //   │ up0 192.168.254.1/24 fd00:254::1/64 ◄─veth─► up1   (both ends here)   │
 //   │ default via 192.168.254.2 dev up0, ::/0 via fd00:254::2 (never left)  │
-//   │ node dist/src/cni/main.js ... run here (nsenter --net), as a runtime  │
+//   │ node dist/src/cni/main.cjs ... run here (nsenter --net), as a runtime  │
 //   │ tw<hash> ◄─veth─► eth0 in <prefix>-w<n> (a workload namespace)        │
 //   └───────────────────────────────────────────────────────────────────────┘
 //
 // The default route matters: the host answers the workload's ARP for
 // 169.254.1.1 by proxy ARP only with a route covering that address.
 //
-// With an agent (startAgent): a relay in the host namespace gives it
-// 127.0.0.1:2379 (the agent's etcd client speaks TCP only), and `twill
-// agent` runs there as it would on a real host:
+// With an agent (startAgent), `twill agent` runs in the host namespace as
+// it would on a real host, its etcd client on the same socket. Plugins and
+// agents talk to etcd itself, with no relay process in between: a relay
+// would add its own scheduling to every request's time (the benchmarks
+// time CNI ADDs that wait for the agent).
 //
-//   host namespace: twill agent ─► 127.0.0.1:2379 relay ─► <dir>/etcd.sock ─► etcd
-//
-// Every process the lab starts (agents, relays, servers) is killed by
+// Every process the lab starts (agents, servers) is killed by
 // close(), and so is anything else still running in one of its namespaces.
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -38,9 +37,9 @@ import { collectJsonLines } from "../../util/json-lines.js";
 
 const exec = promisify(execFile);
 
-/** The plugin as built: dist/src/cni/main.js ($TWILL_TEST_CNI_MAIN to try another build). */
+/** The plugin as built: dist/src/cni/main.cjs ($TWILL_TEST_CNI_MAIN to try another build). */
 export const PLUGIN_MAIN =
-  process.env["TWILL_TEST_CNI_MAIN"] ?? fileURLToPath(new URL("../main.js", import.meta.url));
+  process.env["TWILL_TEST_CNI_MAIN"] ?? fileURLToPath(new URL("../main.cjs", import.meta.url));
 /** The twill CLI as built (for `twill agent`). */
 export const TWILL_MAIN = fileURLToPath(new URL("../../bin/twill.js", import.meta.url));
 
@@ -163,34 +162,6 @@ Promise.all(targets.map((t) => new Promise((resolve) => {
 }))).then((r) => process.stdout.write(JSON.stringify(Object.fromEntries(r))));
 `;
 
-/**
- * The unix socket argv[1] relayed to etcd at argv[2]:argv[3] (TCP). Ends
- * when its stdin does: with the process that started it, however that ends.
- */
-const ETCD_RELAY = `
-const net = require("node:net");
-const [sock, host, port] = process.argv.slice(1);
-net.createServer((c) => {
-  const u = net.connect(Number(port), host);
-  c.pipe(u); u.pipe(c);
-  c.on("error", () => u.destroy()); u.on("error", () => c.destroy());
-  c.on("close", () => u.destroy()); u.on("close", () => c.destroy());
-}).listen(sock, () => process.stdout.write("ready\\n"));
-process.stdin.on("end", () => process.exit(0));
-process.stdin.resume();
-`;
-
-/** In a host namespace: 127.0.0.1:<argv[2]> relayed to the unix socket argv[1]. */
-const RELAY = `
-const net = require("node:net");
-const [sock, port] = [process.argv[1], Number(process.argv[2])];
-net.createServer((c) => {
-  const u = net.connect(sock);
-  c.pipe(u); u.pipe(c);
-  c.on("error", () => u.destroy()); u.on("error", () => c.destroy());
-}).listen(port, "127.0.0.1", () => process.stdout.write("ready\\n"));
-`;
-
 /** Resolves when `child` prints a line equal to `want`; rejects when it exits first or after `ms`. */
 function lineFrom(child: ChildProcess, want: string, ms: number, what: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -229,33 +200,15 @@ async function listNamespaces(): Promise<string[]> {
 }
 
 /**
- * Starts a lab whose plugins reach etcd at `etcdEndpoint` (http://127.0.0.1:port).
- * The plugin runs from its bundle: built again first when a plain `tsc`
- * has left it behind the modules.
+ * Starts a lab whose plugins and agents reach etcd on its unix socket
+ * (`etcd.socketEndpoint`, `unix:///...`). The plugin runs from its bundle:
+ * built again first when a plain `tsc` has left it behind the modules.
  */
-export async function startNetnsLab(etcdEndpoint: string): Promise<NetnsLab> {
+export async function startNetnsLab(etcd: { socketEndpoint: string }): Promise<NetnsLab> {
   if (process.env["TWILL_TEST_CNI_MAIN"] === undefined && !bundleIsCurrent()) await buildBundle();
   const prefix = `twt-${randomBytes(3).toString("hex")}`;
   const dir = await mkdtemp(join(tmpdir(), `${prefix}-`));
-  const socketPath = join(dir, "etcd.sock");
-  const target = new URL(etcdEndpoint);
   const children = new Set<ChildProcess>();
-  // The socket's relay is a process of its own, so that what this process
-  // does (a hundred plugin spawns at once) never delays a datastore request.
-  const etcdRelay = spawn(
-    process.execPath,
-    ["-e", ETCD_RELAY, socketPath, target.hostname, target.port],
-    { stdio: ["pipe", "pipe", "pipe"] },
-  );
-  children.add(etcdRelay);
-  etcdRelay.once("exit", () => children.delete(etcdRelay));
-  await lineFrom(etcdRelay, "ready", 10_000, "the etcd relay");
-  // A lab not closed must not keep its process alive (the relay ends with it).
-  etcdRelay.unref();
-  for (const stream of [etcdRelay.stdin, etcdRelay.stdout, etcdRelay.stderr]) {
-    (stream as unknown as { unref?: () => void } | null)?.unref?.();
-  }
-  const relays = new Map<string, Promise<void>>();
   let pluginCalls = 0;
   let hosts = 0;
   let workloads = 0;
@@ -304,7 +257,7 @@ export async function startNetnsLab(etcdEndpoint: string): Promise<NetnsLab> {
 
   return {
     prefix,
-    etcdEndpoint: `unix://${socketPath}`,
+    etcdEndpoint: etcd.socketEndpoint,
     async addHost() {
       const name = `${prefix}-h${hosts++}`;
       await exec("ip", ["netns", "add", name]);
@@ -417,17 +370,10 @@ export async function startNetnsLab(etcdEndpoint: string): Promise<NetnsLab> {
     },
     spawn: spawnIn,
     async startAgent(host, options) {
-      let relay = relays.get(host);
-      if (relay === undefined) {
-        const child = spawnIn(host, process.execPath, ["-e", RELAY, socketPath, "2379"]);
-        relay = lineFrom(child, "ready", 10_000, `etcd relay in ${host}`);
-        relays.set(host, relay);
-      }
-      await relay;
       const child = spawnIn(host, process.execPath, [
         TWILL_MAIN,
         "--etcd-endpoints",
-        "http://127.0.0.1:2379",
+        etcd.socketEndpoint,
         "agent",
         "--node-name",
         options.node,
@@ -508,7 +454,7 @@ export async function startNetnsLab(etcdEndpoint: string): Promise<NetnsLab> {
           ),
       );
       for (const c of children) {
-        c.ref(); // Held open until they are gone (the etcd relay is unref'd).
+        c.ref(); // Held open until they are gone.
         c.kill("SIGTERM");
       }
       const timeout = new Promise<void>((resolve) => setTimeout(resolve, 5000).unref());

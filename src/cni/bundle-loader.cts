@@ -20,13 +20,22 @@
 // the plugin runs without. V8 itself checks only the source's length, so
 // the file starts with the SHA-1 of the bundle it was made from: a rebuilt
 // bundle never runs with the code of the one before.
-import { createHash } from "node:crypto";
-import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { basename, dirname, join } from "node:path";
-import { Script, constants as vmConstants } from "node:vm";
+//
+// CommonJS (hence `import … = require`), so that the executable (main.cts)
+// can be CommonJS too; ES modules import it as one object.
+import crypto = require("node:crypto");
+import fs = require("node:fs");
+import nodeModule = require("node:module");
+import path = require("node:path");
+import vm = require("node:vm");
 
-export const BUNDLE_NAME = "twill-cni.cjs";
+const { createHash } = crypto;
+const { readFileSync, renameSync, rmSync, writeFileSync } = fs;
+const { createRequire } = nodeModule;
+const { basename, dirname, join } = path;
+const { Script, constants: vmConstants } = vm;
+
+const BUNDLE_NAME = "twill-cni.cjs";
 
 /** The cache file: this header (the bundle's SHA-1, hex) and a newline, then V8's data. */
 const HEADER_LENGTH = 41;
@@ -36,7 +45,7 @@ interface BundleExports {
   main(): Promise<number>;
 }
 
-export interface BundledProgram {
+interface BundledProgram {
   main(): Promise<number>;
   /** True when a code cache was given and V8 took it. */
   readonly cacheAccepted: boolean;
@@ -53,7 +62,7 @@ function readCache(cache: string): Buffer | undefined {
 }
 
 /** Compiles the bundle (with `cache` when V8 takes it) and runs its top level. */
-export function loadBundle(bundle: string, cache: string): BundledProgram {
+function loadBundle(bundle: string, cache: string): BundledProgram {
   const source = readFileSync(bundle, "utf8");
   const header = `${createHash("sha1").update(source).digest("hex")}\n`;
   const file = readCache(cache);
@@ -109,7 +118,7 @@ export function loadBundle(bundle: string, cache: string): BundledProgram {
  * the bundle is not JavaScript (caught half-written by something that does
  * not write it by rename): the caller runs the modules instead.
  */
-export async function runBundled(
+async function runBundled(
   bundle: string,
   env: Record<string, string | undefined>,
 ): Promise<number | undefined> {
@@ -126,3 +135,5 @@ export async function runBundled(
   }
   return code;
 }
+
+export = { BUNDLE_NAME, loadBundle, runBundled };
