@@ -2,13 +2,14 @@
 //
 //   1 check the netns (nothing done yet)
 //   2 at once: addresses from IPAM (in-process, or the delegated IPAM
-//     plugin), and the veth pair: host side tw<hash> (ee:ee:ee:ee:ee:ee),
+//     plugin), and the veth pair: host side tw<hash> (ee:ee:ee:ee:ee:ee, up),
 //     peer in CNI_NETNS as CNI_IFNAME with a MAC chosen here
-//   3 at once: the host side (sysctls, up, /32 (/128) routes, proto 116),
-//     the workload side (up, addresses, 169.254.1.1 link route, default
-//     routes), and the WorkloadEndpoint checked against its schema
-//   4 the WorkloadEndpoint (the interface is up by now, so the agent
-//     programs the endpoint in one pass)
+//   3 the host side's sysctls (before the workload side is up: see there)
+//   4 at once: the workload side (up, addresses, 169.254.1.1 link route,
+//     default routes), the host side's /32 (/128) routes (proto 116), and
+//     the WorkloadEndpoint, checked against its schema and written (the
+//     host side is up since step 2, so the agent programs the endpoint in
+//     one pass, while `ip` still works here)
 //   5 wait until the agent reports the endpoint's policy programmed
 //
 // Every step that changed something pushes its undo; any failure runs the
@@ -100,20 +101,66 @@ export async function cmdAdd(session: Session): Promise<CniResult> {
     }
     const { addresses, dns } = assigned.value;
 
-    // The two ends are in different namespaces: configured side by side,
-    // and the endpoint is checked against its schema meanwhile (CPU while
-    // `ip` runs). A bad one fails the ADD, which undoes all of the above.
+    // The host side's sysctls first: they must be in place before the
+    // workload side comes up (with both ends up the veth has carrier, and
+    // IPv6 would start duplicate address detection on the host side unless
+    // accept_dad=0 is set by then). Synchronous writes: fast.
+    step = "configuring the host side";
+    await deps.netlink.configureHostSysctls(id.hostInterface, addresses);
+
+    // Then three things at once: the workload side, the host side's route,
+    // and the WorkloadEndpoint (checked against its schema, then written).
+    // The host side has been up since the veth was made, so the agent
+    // programs the endpoint in one pass as soon as it sees it, while `ip`
+    // still works here: its nftables transaction, route and status overlap
+    // this process's configuration instead of following it. The workload
+    // cannot send before ADD returns, and ADD returns only once all three
+    // are done and the agent reports the policy programmed. Any failure
+    // undoes all of it (the endpoint included, when it was written).
     step = "configuring the interfaces";
     const wep = buildWorkloadEndpoint(id, conf, { addresses, mac });
-    const [valid, host, workload] = await Promise.allSettled([
-      checkWorkloadEndpoint(wep),
-      deps.netlink.configureHostSide(id.hostInterface, addresses),
+    const { store } = await session.datastore();
+    let checked = false;
+    const writeEndpoint = async (): Promise<string> => {
+      await checkWorkloadEndpoint(wep);
+      checked = true;
+      // Almost always new: one transaction. An ADD repeated for an endpoint
+      // that is there already (same pod, same interface) replaces it.
+      let written;
+      try {
+        written = await store.create(wep);
+      } catch (err) {
+        if (!isErrorCode(err, "AlreadyExists")) throw err;
+        written = (await store.apply(wep)).resource;
+      }
+      const version = written.metadata.resourceVersion ?? "0";
+      undos.push({
+        what: `deleting workload endpoint "${id.wepName}"`,
+        run: async () => {
+          try {
+            await store.delete(WORKLOAD_ENDPOINT, id.wepName, {
+              namespace: id.namespace,
+              resourceVersion: version,
+            });
+          } catch (err) {
+            // Changed since (someone else's now) or already gone: leave it.
+            if (!isErrorCode(err, "Conflict") && !isErrorCode(err, "NotFound")) throw err;
+          }
+          await store.backend.txn({ compare: [], success: [{ type: "delete", key: statusKey }] });
+        },
+      });
+      return version;
+    };
+    const statusKey = endpointStatusKey(store.prefix, {
+      node: id.node,
+      namespace: id.namespace,
+      name: id.wepName,
+    });
+    const [workload, host, written] = await Promise.allSettled([
       deps.netlink.configureWorkloadSide(env.netns, env.ifname, addresses),
+      deps.netlink.configureHostSide(id.hostInterface, addresses),
+      writeEndpoint(),
     ]);
-    if (valid.status === "rejected") {
-      step = "checking the workload endpoint";
-      throw valid.reason;
-    }
     if (host.status === "rejected") {
       step = "configuring the host side";
       throw host.reason;
@@ -122,38 +169,11 @@ export async function cmdAdd(session: Session): Promise<CniResult> {
       step = "configuring the workload side";
       throw workload.reason;
     }
-    step = "writing the workload endpoint";
-    const { store } = await session.datastore();
-    // Almost always new: one transaction. An ADD repeated for an endpoint
-    // that is there already (same pod, same interface) replaces it.
-    let written;
-    try {
-      written = await store.create(wep);
-    } catch (err) {
-      if (!isErrorCode(err, "AlreadyExists")) throw err;
-      written = (await store.apply(wep)).resource;
+    if (written.status === "rejected") {
+      step = checked ? "writing the workload endpoint" : "checking the workload endpoint";
+      throw written.reason;
     }
-    const resourceVersion = written.metadata.resourceVersion ?? "0";
-    const statusKey = endpointStatusKey(store.prefix, {
-      node: id.node,
-      namespace: id.namespace,
-      name: id.wepName,
-    });
-    undos.push({
-      what: `deleting workload endpoint "${id.wepName}"`,
-      run: async () => {
-        try {
-          await store.delete(WORKLOAD_ENDPOINT, id.wepName, {
-            namespace: id.namespace,
-            resourceVersion,
-          });
-        } catch (err) {
-          // Changed since (someone else's now) or already gone: leave it.
-          if (!isErrorCode(err, "Conflict") && !isErrorCode(err, "NotFound")) throw err;
-        }
-        await store.backend.txn({ compare: [], success: [{ type: "delete", key: statusKey }] });
-      },
-    });
+    const resourceVersion = written.value;
 
     if (conf.policy.waitForProgrammed) {
       step = "waiting for the endpoint's policy";

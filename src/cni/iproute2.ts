@@ -129,6 +129,8 @@ export class Iproute2 implements Netlink {
       "link",
       "add",
       spec.hostInterface,
+      // Up from the start (it has no carrier until the workload side is up).
+      "up",
       ...mtu,
       "address",
       HOST_SIDE_MAC,
@@ -159,8 +161,7 @@ export class Iproute2 implements Netlink {
     throw this.#failed("creating the veth pair", args, res);
   }
 
-  async configureHostSide(hostInterface: string, addresses: WorkloadAddresses): Promise<void> {
-    // Sysctls first: accept_dad=0 must be in place before the link comes up.
+  async configureHostSysctls(hostInterface: string, addresses: WorkloadAddresses): Promise<void> {
     for (const [path, value] of hostSysctls(hostInterface, addresses)) {
       try {
         await writeFile(`${this.#proc}/${path}`, value);
@@ -172,6 +173,9 @@ export class Iproute2 implements Netlink {
         );
       }
     }
+  }
+
+  async configureHostSide(hostInterface: string, addresses: WorkloadAddresses): Promise<void> {
     const commands = [["link", "set", "dev", hostInterface, "up"]];
     if (addresses.ipv4 !== undefined) {
       commands.push([

@@ -83,11 +83,16 @@ export interface WorkloadSideState {
 export interface Netlink {
   /**
    * Creates the veth pair: the host side in the plugin's own namespace with
-   * HOST_SIDE_MAC, the peer directly in `netns` as `ifname`. TwillError
+   * HOST_SIDE_MAC and up, the peer directly in `netns` as `ifname` (down). TwillError
    * "AlreadyExists" when either name is taken, "NotFound" when the netns is not there.
    */
   createVeth(spec: VethSpec): Promise<void>;
-  /** Host-side sysctls, link up, and a /32 (/128) route per address with twill's route protocol. */
+  /**
+   * The host side's sysctls (hostSysctls). ADD sets them before the
+   * workload side comes up: with both ends up the veth has carrier.
+   */
+  configureHostSysctls(hostInterface: string, addresses: WorkloadAddresses): Promise<void>;
+  /** Host side: link up (createVeth made it up already), a /32 (/128) route per address with twill's route protocol. */
   configureHostSide(hostInterface: string, addresses: WorkloadAddresses): Promise<void>;
   /** Workload side: link up, addresses, gateway routes. Returns the workload side's MAC. */
   configureWorkloadSide(

@@ -554,7 +554,12 @@ describe("runCni: ADD, CHECK, DEL", () => {
 });
 
 describe("runCni: ADD failures leave nothing behind", () => {
-  const steps = ["createVeth", "configureHostSide", "configureWorkloadSide"] as const;
+  const steps = [
+    "createVeth",
+    "configureHostSysctls",
+    "configureHostSide",
+    "configureWorkloadSide",
+  ] as const;
   for (const step of steps) {
     it(`a failure in ${step} is rolled back`, async () => {
       const h = await harness();
@@ -573,6 +578,20 @@ describe("runCni: ADD failures leave nothing behind", () => {
       }
     });
   }
+
+  it("sets the host side's sysctls before the workload side comes up, the host side up from the start", async () => {
+    const h = await harness();
+    const add = await h.run("ADD");
+    assert.equal(add.exitCode, 0, add.stdout);
+    const order = h.netlink.calls.map((c) => c.split(" ")[0]);
+    assert.ok(order.indexOf("configureHostSysctls") >= 0, order.join(", "));
+    assert.ok(
+      order.indexOf("configureHostSysctls") < order.indexOf("configureWorkloadSide"),
+      order.join(", "),
+    );
+    const [host] = Object.values(h.netlink.dump().host);
+    assert.equal(host?.up, true);
+  });
 
   it("an endpoint its schema refuses fails with code 7, and what was begun is undone", async () => {
     const h = await harness();

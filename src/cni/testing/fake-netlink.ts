@@ -107,7 +107,7 @@ export class FakeNetlink implements Netlink {
     const mtu = spec.mtu ?? 1500;
     this.#host.set(spec.hostInterface, {
       mac: HOST_SIDE_MAC,
-      up: false,
+      up: true, // as `ip link add ... up`
       mtu,
       peer: { netns: spec.netns, ifname: spec.ifname },
       routes: [],
@@ -125,11 +125,17 @@ export class FakeNetlink implements Netlink {
     });
   }
 
+  async configureHostSysctls(hostInterface: string, addresses: WorkloadAddresses): Promise<void> {
+    this.#enter("configureHostSysctls", hostInterface);
+    const link = this.#host.get(hostInterface);
+    if (!link) throw new TwillError("Internal", `no interface "${hostInterface}"`);
+    for (const [path, value] of hostSysctls(hostInterface, addresses)) link.sysctls[path] = value;
+  }
+
   async configureHostSide(hostInterface: string, addresses: WorkloadAddresses): Promise<void> {
     this.#enter("configureHostSide", hostInterface);
     const link = this.#host.get(hostInterface);
     if (!link) throw new TwillError("Internal", `no interface "${hostInterface}"`);
-    for (const [path, value] of hostSysctls(hostInterface, addresses)) link.sysctls[path] = value;
     link.up = true;
     if (addresses.ipv4 !== undefined) {
       link.routes.push({ dst: `${addresses.ipv4}/32`, scope: "link", protocol: "116" });
