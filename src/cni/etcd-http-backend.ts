@@ -27,6 +27,8 @@ import type {
   Compare,
   KvEntry,
   Op,
+  ReadManyRequest,
+  ReadManyResult,
   TxnRequest,
   TxnResult,
   WatchEvent,
@@ -296,6 +298,31 @@ export class EtcdHttpBackend implements Backend {
       }
     });
     return { succeeded, revision: num(res.header?.revision), gets, deleted };
+  }
+
+  async readMany(request: ReadManyRequest): Promise<ReadManyResult> {
+    const ranges = [
+      ...request.keys.map((key) => ({ request_range: { key: b64(key) } })),
+      ...request.prefixes.map((prefix) => ({
+        request_range: { key: b64(prefix), range_end: prefixEnd(prefix) },
+      })),
+    ];
+    const res = await this.#call<{ responses?: { response_range?: { kvs?: RawKv[] } }[] }>(
+      "/v3/kv/txn",
+      { compare: [], success: ranges, failure: [] },
+      "read",
+    );
+    const kvs = (i: number): RawKv[] => res.responses?.[i]?.response_range?.kvs ?? [];
+    const gets = new Map<string, KvEntry | undefined>();
+    request.keys.forEach((key, i) => {
+      const kv = kvs(i)[0];
+      gets.set(key, kv && toEntry(kv));
+    });
+    const lists = new Map<string, KvEntry[]>();
+    request.prefixes.forEach((prefix, i) => {
+      lists.set(prefix, kvs(request.keys.length + i).map(toEntry));
+    });
+    return { gets, lists };
   }
 
   watch(prefix: string, options: WatchOptions): AsyncIterable<WatchEvent> {

@@ -176,11 +176,14 @@ export class Iproute2 implements Netlink {
   }
 
   async configureHostSide(hostInterface: string, addresses: WorkloadAddresses): Promise<void> {
+    // `replace`, not `add`: the agent may have programmed the same route
+    // already (ADD writes the endpoint while this runs), and the address is
+    // this endpoint's by IPAM, so a route to it is this interface's.
     const commands = [["link", "set", "dev", hostInterface, "up"]];
     if (addresses.ipv4 !== undefined) {
       commands.push([
         "route",
-        "add",
+        "replace",
         `${addresses.ipv4}/32`,
         "dev",
         hostInterface,
@@ -193,7 +196,7 @@ export class Iproute2 implements Netlink {
     if (addresses.ipv6 !== undefined) {
       commands.push([
         "route",
-        "add",
+        "replace",
         `${addresses.ipv6}/128`,
         "dev",
         hostInterface,

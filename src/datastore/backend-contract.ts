@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { isErrorCode } from "../util/errors.js";
+import { readMany } from "./backend.js";
 import type { Backend, KvEntry, TxnResult, WatchEvent } from "./backend.js";
 
 export interface BackendUnderTest {
@@ -53,6 +54,24 @@ export function runBackendContract(name: string, make: () => Promise<BackendUnde
           return `compacted @${ev.compactRevision}`;
       }
     };
+
+    it("reads keys and prefixes together (readMany), as get and list do one by one", async () => {
+      await put("a/1", "x");
+      await put("a/2", "y");
+      await put("b", "z");
+      await put("c/1", "w");
+      const request = { keys: [p + "b", p + "absent"], prefixes: [p + "a/", p + "none/"] };
+      const got = await readMany(backend, request);
+      assert.deepEqual(got.gets.get(p + "b"), await backend.get(p + "b"));
+      assert.equal(got.gets.has(p + "absent"), true);
+      assert.equal(got.gets.get(p + "absent"), undefined);
+      assert.deepEqual(got.lists.get(p + "a/"), (await backend.list(p + "a/")).entries);
+      assert.deepEqual(
+        got.lists.get(p + "a/")?.map((e) => e.value),
+        ["x", "y"],
+      );
+      assert.deepEqual(got.lists.get(p + "none/"), []);
+    });
 
     it("returns undefined for a key that does not exist", async () => {
       assert.equal(await backend.get(p + "absent"), undefined);

@@ -89,4 +89,41 @@ export interface Backend {
   /** The current revision. */
   revision(): Promise<number>;
   close(): Promise<void>;
+  /**
+   * Several keys and prefixes read at one revision in one request (one
+   * etcd transaction of range requests). Optional: readMany() below falls
+   * back to separate reads for a backend without it.
+   */
+  readMany?(request: ReadManyRequest): Promise<ReadManyResult>;
+}
+
+export interface ReadManyRequest {
+  keys: readonly string[];
+  prefixes: readonly string[];
+}
+
+export interface ReadManyResult {
+  /** Each of the request's keys: its entry, or undefined. */
+  gets: Map<string, KvEntry | undefined>;
+  /** Each of the request's prefixes: every entry under it, sorted by key. */
+  lists: Map<string, KvEntry[]>;
+}
+
+/**
+ * Reads `keys` and lists `prefixes` together: in one request at one
+ * revision where the backend has readMany, else by separate reads at once.
+ */
+export async function readMany(
+  backend: Backend,
+  request: ReadManyRequest,
+): Promise<ReadManyResult> {
+  // etcd refuses a transaction of more than --max-txn-ops (128) requests.
+  if (backend.readMany && request.keys.length + request.prefixes.length <= 64) {
+    return backend.readMany(request);
+  }
+  const [gets, lists] = await Promise.all([
+    Promise.all(request.keys.map(async (k) => [k, await backend.get(k)] as const)),
+    Promise.all(request.prefixes.map(async (p) => [p, (await backend.list(p)).entries] as const)),
+  ]);
+  return { gets: new Map(gets), lists: new Map(lists) };
 }

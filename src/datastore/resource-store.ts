@@ -74,10 +74,10 @@ export class ResourceStore {
   /** The datastore key of one resource (IPAM builds multi-key transactions with it). */
   key(kind: KindInfo, name: string, namespace?: string): string {
     checkSegment("metadata.name", name);
-    if (!kind.namespaced) return `${this.#kindPrefix(kind)}${name}`;
+    if (!kind.namespaced) return `${this.kindPrefix(kind)}${name}`;
     const ns = namespace ?? DEFAULT_NAMESPACE;
     checkSegment("metadata.namespace", ns);
-    return `${this.#kindPrefix(kind)}${ns}/${name}`;
+    return `${this.kindPrefix(kind)}${ns}/${name}`;
   }
 
   async get(kind: KindInfo, name: string, opts: { namespace?: string } = {}): Promise<Resource> {
@@ -92,7 +92,7 @@ export class ResourceStore {
     kind: KindInfo,
     opts: { namespace?: string } = {},
   ): Promise<{ items: Resource[]; revision: number }> {
-    let prefix = this.#kindPrefix(kind);
+    let prefix = this.kindPrefix(kind);
     if (kind.namespaced && opts.namespace !== undefined) {
       checkSegment("metadata.namespace", opts.namespace);
       prefix += `${opts.namespace}/`;
@@ -111,7 +111,7 @@ export class ResourceStore {
     opts: { kinds?: readonly KindInfo[] } = {},
   ): Promise<{ items: Resource[]; revision: number }> {
     const only = opts.kinds?.length === 1 ? opts.kinds[0] : undefined;
-    const prefix = only ? this.#kindPrefix(only) : `${this.prefix}/resources/`;
+    const prefix = only ? this.kindPrefix(only) : `${this.prefix}/resources/`;
     const wanted = opts.kinds && new Set(opts.kinds.map((k) => k.id));
     const { entries, revision } = await this.backend.list(prefix);
     const items: Resource[] = [];
@@ -264,7 +264,7 @@ export class ResourceStore {
     fromRevision: number;
     signal?: AbortSignal;
   }): AsyncIterable<ResourceEvent> {
-    const prefix = opts.kind ? this.#kindPrefix(opts.kind) : `${this.prefix}/resources/`;
+    const prefix = opts.kind ? this.kindPrefix(opts.kind) : `${this.prefix}/resources/`;
     const events = this.backend.watch(
       prefix,
       opts.signal
@@ -320,7 +320,8 @@ export class ResourceStore {
     return undefined;
   }
 
-  #kindPrefix(kind: KindInfo): string {
+  /** The key prefix of every resource of `kind` (all namespaces). */
+  kindPrefix(kind: KindInfo): string {
     return `${this.prefix}/resources/${kind.plural}/`;
   }
 
@@ -360,6 +361,11 @@ export class ResourceStore {
     }
     return { ...copy, metadata };
   }
+}
+
+/** A stored entry as the resource it holds (resourceVersion from its modRevision). */
+export function decodeResource(entry: KvEntry): Resource {
+  return decode(entry);
 }
 
 function decode(entry: KvEntry): Resource {

@@ -60,9 +60,30 @@ export async function loadPolicy(store: ResourceStore): Promise<IpamPolicy> {
       throw err;
     }),
   ]);
+  return policyFrom(store, pools.items, reservations.items, config);
+}
+
+/** What loadPolicy reads, for reading it together with other keys (readMany). */
+export function policyReads(store: ResourceStore): {
+  prefixes: [pools: string, reservations: string];
+  key: string;
+} {
+  return {
+    prefixes: [store.kindPrefix(IP_POOL), store.kindPrefix(IP_RESERVATION)],
+    key: store.key(IPAM_CONFIGURATION, "default"),
+  };
+}
+
+/** The policy from the stored pools, reservations and IPAMConfiguration "default" (if any). */
+export function policyFrom(
+  store: ResourceStore,
+  pools: readonly Resource[],
+  reservations: readonly Resource[],
+  config: Resource | undefined,
+): IpamPolicy {
   const warnings: string[] = [];
   const out: PoolInfo[] = [];
-  for (const res of pools.items) {
+  for (const res of pools) {
     const parsed = ipPoolSpecSchema.safeParse(res.spec ?? {});
     if (!parsed.success) {
       warnings.push(
@@ -82,7 +103,7 @@ export async function loadPolicy(store: ResourceStore): Promise<IpamPolicy> {
   }
   out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const reserved: CIDR[] = [];
-  for (const res of reservations.items) {
+  for (const res of reservations) {
     const parsed = ipReservationSpecSchema.safeParse(res.spec ?? {});
     if (!parsed.success) {
       warnings.push(
@@ -123,17 +144,25 @@ export async function loadNodeLabels(
   host: string,
 ): Promise<{ labels: Record<string, string>; warnings: string[] }> {
   try {
-    const node = await store.get(NODE, host);
-    return { labels: { ...(node.metadata.labels ?? {}) }, warnings: [] };
+    return nodeLabelsFrom(await store.get(NODE, host), host);
   } catch (err) {
     if (!isErrorCode(err, "NotFound")) throw err;
-    return {
-      labels: {},
-      warnings: [
-        `node "${host}" has no Node resource: pool nodeSelectors are matched against no labels`,
-      ],
-    };
+    return nodeLabelsFrom(undefined, host);
   }
+}
+
+/** loadNodeLabels from the Node resource as read (undefined: there is none). */
+export function nodeLabelsFrom(
+  node: Resource | undefined,
+  host: string,
+): { labels: Record<string, string>; warnings: string[] } {
+  if (node) return { labels: { ...(node.metadata.labels ?? {}) }, warnings: [] };
+  return {
+    labels: {},
+    warnings: [
+      `node "${host}" has no Node resource: pool nodeSelectors are matched against no labels`,
+    ],
+  };
 }
 
 /**

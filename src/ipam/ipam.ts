@@ -37,7 +37,10 @@
 // containerID, workloadEndpoint (the WorkloadEndpoint's name) }.
 import { cidrContainsIP, formatCIDR, formatIP, parseCIDR, parseIP } from "../api/ip.js";
 import type { CIDR, IPAddress, IPFamily } from "../api/ip.js";
+import type { Resource } from "../api/resource.js";
+import { readMany } from "../datastore/backend.js";
 import type { Backend } from "../datastore/backend.js";
+import { decodeResource } from "../datastore/resource-store.js";
 import type { ResourceStore } from "../datastore/resource-store.js";
 import { TwillError } from "../util/errors.js";
 import {
@@ -74,7 +77,15 @@ import { checkIpam, gcIpam } from "./ipam-audit.js";
 import type { GcOptions, GcResult, IpamReport } from "./ipam-audit.js";
 import { ipamKeys, parseAffinityKey } from "./ipam-keys.js";
 import type { IpamKeys } from "./ipam-keys.js";
-import { eligiblePools, loadNodeLabels, loadPolicy, poolOf } from "./ipam-policy.js";
+import {
+  NODE,
+  eligiblePools,
+  loadPolicy,
+  nodeLabelsFrom,
+  policyFrom,
+  policyReads,
+  poolOf,
+} from "./ipam-policy.js";
 import type { IpamPolicy, PoolInfo } from "./ipam-policy.js";
 import { parseHandleRecord, parseHostRecord } from "./ipam-records.js";
 import type { HandleRecord, HostRecord } from "./ipam-records.js";
@@ -327,16 +338,37 @@ export class Ipam {
     if (families.length === 0) return { ipv4: [], ipv6: [], warnings: [] };
     const what = `assigning an address to handle "${handle}" on host "${host}"`;
     checkAborted(req.signal, what);
-    // The host's block list and the handle are read alongside the policy, so
-    // an allocation from the host's own block takes three round trips: this
-    // one, the block, the commit.
-    const [firstPolicy, node, prefetched] = await Promise.all([
-      loadPolicy(this.store),
-      loadNodeLabels(this.store, host),
-      readKeys(this.#backend, [this.keys.host(host), this.keys.handle(handle)]),
-    ]);
+    // What the first attempt needs, read in one request (one etcd
+    // transaction where the backend can): the policy (pools, reservations,
+    // IPAMConfiguration), the host's Node (its labels), the host's block
+    // list and the handle. An allocation from the host's own block then
+    // takes three round trips: this one, the block, the commit.
+    const reads = policyReads(this.store);
+    const nodeKey = this.store.key(NODE, host);
+    const hostKey = this.keys.host(host);
+    const handleKey = this.keys.handle(handle);
+    const snapshot = await readMany(this.#backend, {
+      keys: [reads.key, nodeKey, hostKey, handleKey],
+      prefixes: reads.prefixes,
+    });
+    const stored = (key: string): Resource | undefined => {
+      const entry = snapshot.gets.get(key);
+      return entry && decodeResource(entry);
+    };
+    const listed = (prefix: string): Resource[] =>
+      (snapshot.lists.get(prefix) ?? []).map(decodeResource);
+    const firstPolicy = policyFrom(
+      this.store,
+      listed(reads.prefixes[0]),
+      listed(reads.prefixes[1]),
+      stored(reads.key),
+    );
+    const node = nodeLabelsFrom(stored(nodeKey), host);
     let policy = firstPolicy;
-    let initial: ReadCache | undefined = prefetched;
+    let initial: ReadCache | undefined = new Map([
+      [hostKey, snapshot.gets.get(hostKey)],
+      [handleKey, snapshot.gets.get(handleKey)],
+    ]);
     const poolsFor = (p: IpamPolicy): Map<IPFamily, PoolInfo[]> => {
       const out = new Map<IPFamily, PoolInfo[]>();
       const reasons: string[] = [];
