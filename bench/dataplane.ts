@@ -48,6 +48,10 @@
 //                    not timed; no routes or sysctls), REWRITES times
 //                    after the additions. endpoint_add_speedup_vs_full_rewrite =
 //                    baseline_full_rewrite_ms / endpoint_add_ms.
+//   endpoint_add_agent_cpu_ms  the CPU time of this process alone per addition
+//                    (median), until apply() resolves: the agent's own share
+//                    (rendering, diffing, starting nft and ip, statuses), without
+//                    the children's.
 //   *_cpu_*          the same in CPU time (this process and its nft and ip
 //                    children, their kernel work included): what the work
 //                    costs whatever else the machine is doing. On a busy
@@ -572,6 +576,7 @@ async function worker(endpoints: number): Promise<void> {
     const adds: number[] = [];
     const applies: number[] = [];
     const addCpus: number[] = [];
+    const agentCpus: number[] = [];
     let rewriteCpu = 0;
     const rewrites: number[] = [];
     for (const [j, flush] of sc.additions.entries()) {
@@ -584,11 +589,14 @@ async function worker(endpoints: number): Promise<void> {
         await new Promise((resolve) => setTimeout(resolve, 1));
       }
       const cpu0 = cpuMs();
+      const own0 = process.cpuUsage();
       const start = performance.now();
       const [result, ms] = await timed(async () => {
         d.onMessages(flush);
         return d.apply();
       });
+      const own = process.cpuUsage(own0);
+      agentCpus.push((own.user + own.system) / 1000);
       addCpus.push(cpuMs() - cpu0);
       const committed = nftCommitted - start;
       const ep = flush.find((m) => m.type === "endpoint-update");
@@ -601,7 +609,7 @@ async function worker(endpoints: number): Promise<void> {
       adds.push(committed);
       applies.push(ms);
       out(
-        `addition ${j + 1}/${sc.additions.length}: in the kernel after ${committed.toFixed(1)} ms, apply done after ${ms.toFixed(1)} ms (nft ${result.nft.wrote} ${result.nft.bytes} bytes, ${addCpus.at(-1)?.toFixed(0)} ms CPU)`,
+        `addition ${j + 1}/${sc.additions.length}: in the kernel after ${committed.toFixed(1)} ms, apply done after ${ms.toFixed(1)} ms (nft ${result.nft.wrote} ${result.nft.bytes} bytes, ${addCpus.at(-1)?.toFixed(0)} ms CPU, ${agentCpus.at(-1)?.toFixed(1)} ms of it this process)`,
       );
     }
     // The naive way to add the last endpoint: the whole table again (text
@@ -640,6 +648,7 @@ async function worker(endpoints: number): Promise<void> {
         endpoint_add_max_ms: round(Math.max(...adds), 1),
         endpoint_apply_ms: round(median(applies), 1),
         endpoint_add_cpu_ms: round(median(addCpus), 1),
+        endpoint_add_agent_cpu_ms: round(median(agentCpus), 1),
         baseline_full_rewrite_ms: round(rewrite, 0),
         endpoint_add_speedup_vs_full_rewrite: round(rewrite / add, 1),
         baseline_full_rewrite_cpu_ms: round(rewriteCpu / REWRITES, 0),

@@ -5,11 +5,14 @@ import { describe, it } from "node:test";
 import type { Resource } from "../api/resource.js";
 import { CalcGraph } from "../calc/calc-graph.js";
 import type { CalcInput } from "../calc/calc-graph.js";
-import { namespaceProfile, workload } from "../calc/testing/resources.js";
+import { Random, randomCluster, randomEdit } from "../calc/testing/random-cluster.js";
+import { namespaceProfile, transition, workload } from "../calc/testing/resources.js";
 import { isErrorCode } from "../util/errors.js";
 import { Dataplane } from "./dataplane.js";
 import type { DataplaneSettings } from "./dataplane.js";
 import { fakeNftKernel } from "./nft-driver.js";
+import { diffRulesets } from "./nft-listing.js";
+import { renderFullTransaction, renderRuleset } from "./render-nft.js";
 import { fakeRouteTable } from "./route-driver.js";
 import { fakeSysctls } from "./sysctl-driver.js";
 
@@ -209,4 +212,61 @@ describe("dataplane manager: workload source spoofing", () => {
       );
     });
   }
+});
+
+describe("dataplane manager: rendering change by change", () => {
+  it("keeps the kernel at what a fresh rendering of the state gives, through edits and new settings", async () => {
+    for (const seed of [5, 9, 12]) {
+      const t = setup();
+      const r = new Random(seed);
+      let resources: readonly Resource[] = randomCluster(r);
+      // Every local workload may spoof 192.0.2.0/24: it shows when allowed.
+      const spoofing = (rs: readonly Resource[]) =>
+        rs.map((x) =>
+          x.kind === "WorkloadEndpoint"
+            ? {
+                ...x,
+                spec: { ...(x.spec as object), allowSpoofedSourcePrefixes: ["192.0.2.0/24"] },
+              }
+            : x,
+        );
+      resources = spoofing(resources);
+      t.feed([...transition([], resources), { type: "status", status: "in-sync" }]);
+      let settings = SETTINGS;
+      let spoofed = false;
+      for (let step = 0; step < 15; step++) {
+        if (step % 5 === 4) {
+          settings = { ...settings, allowSourceSpoofing: !settings.allowSourceSpoofing };
+          t.dp.configure(settings);
+        }
+        if (step === 7) {
+          settings = { ...settings, render: { ...settings.render, logPrefix: "other" } };
+          t.dp.configure(settings);
+        }
+        await t.dp.apply();
+        const desired = t.dp.desired;
+        const seen = settings.allowSourceSpoofing
+          ? desired
+          : {
+              ...desired,
+              endpoints: new Map(
+                [...desired.endpoints].map(([id, ep]) => [
+                  id,
+                  { ...ep, allowSpoofedSourcePrefixes: [] },
+                ]),
+              ),
+            };
+        const fresh = renderRuleset(seen, settings.render);
+        assert.deepEqual(diffRulesets(t.nft.table!, fresh), [], `seed ${seed} step ${step}`);
+        const workloads = [...desired.endpoints.values()].some((ep) => ep.kind === "workload");
+        const text = renderFullTransaction(t.nft.table!);
+        assert.equal(text.includes("192.0.2.0/24"), workloads && settings.allowSourceSpoofing);
+        spoofed ||= workloads && settings.allowSourceSpoofing;
+        const next = spoofing(randomEdit(r, resources, step));
+        t.feed(transition(resources, next));
+        resources = next;
+      }
+      assert.ok(spoofed, `seed ${seed}: some workload was allowed to spoof`);
+    }
+  });
 });

@@ -4,7 +4,8 @@
 //   onLinkChange(name)  ──────────────►  routes/sysctls dirty (no I/O)
 //   configure(settings) ──────────────►  re-render, drivers reconfigured
 //   apply():
-//     1 render the ruleset (pure) → NftDriver: one transaction, the minimal delta
+//     1 render what the messages touched (RulesetRenderer, pure) → NftDriver:
+//       one transaction, the delta over just what changed
 //     2 sysctls: global forwarding; each workload interface that is up
 //     3 RouteDriver: routes of workloads whose interface is up
 //     4 status per local workload endpoint: programmed / pending / error
@@ -25,12 +26,17 @@
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import type { DataplaneMessage, LocalEndpoint } from "../calc/messages.js";
 import { TwillError, isErrorCode } from "../util/errors.js";
-import { applyMessage, emptyDesiredDataplane } from "./desired-state.js";
-import type { DesiredDataplane } from "./desired-state.js";
+import {
+  applyMessage,
+  emptyChangedIds,
+  emptyDesiredDataplane,
+  noteChangedIds,
+} from "./desired-state.js";
+import type { ChangedIds, DesiredDataplane } from "./desired-state.js";
 import type { Link } from "./link-monitor.js";
 import { NftDriver } from "./nft-driver.js";
 import type { NftApplyResult, NftKernel } from "./nft-driver.js";
-import { RenderCache, nftNames, renderRuleset } from "./render-nft.js";
+import { RulesetRenderer, nftNames } from "./render-nft.js";
 import type { RenderConfig, RenderedRuleset } from "./render-nft.js";
 import { RouteDriver } from "./route-driver.js";
 import type { RouteApplyResult, RouteTable } from "./route-driver.js";
@@ -89,10 +95,18 @@ export class Dataplane {
   #renderDirty = true;
   #linksDirty = true;
   #rendered: RenderedRuleset | undefined;
-  /** Keeps what unchanged endpoints and policies rendered to, across applies. */
-  readonly #renderCache = new RenderCache();
+  /** Keeps the ruleset, re-rendering what the messages touched. */
+  readonly #renderer = new RulesetRenderer();
+  /** Ids the messages touched since the last rendering. */
+  readonly #touched: ChangedIds = emptyChangedIds();
+  /** Render everything at the next apply (settings that change every endpoint). */
+  #renderAll = true;
+  /** The endpoints as the renderer sees them (see #forRender). */
+  readonly #renderEndpoints = new Map<string, LocalEndpoint>();
   /** Interface → local workload endpoint ids using it. */
   readonly #byInterface = new Map<string, Set<string>>();
+  /** Of those, the ones whose sysctls may not be set yet (the rest are not looked at). */
+  readonly #sysctlsPending = new Set<string>();
   /** Local endpoint id → destinations of its routes (as the state holds them). */
   readonly #routesOf = new Map<string, Set<string>>();
   #lastStatus = new Map<string, EndpointProgramming>();
@@ -142,7 +156,18 @@ export class Dataplane {
           break;
       }
       applyMessage(this.#state, msg);
+      this.#touch(msg);
       this.#renderDirty = true;
+    }
+  }
+
+  /** Notes what a message changed for the renderer. */
+  #touch(msg: DataplaneMessage): void {
+    noteChangedIds(this.#touched, msg);
+    if (msg.type === "endpoint-update") {
+      this.#renderEndpoints.set(msg.endpoint.id, this.#forRender(msg.endpoint));
+    } else if (msg.type === "endpoint-remove") {
+      this.#renderEndpoints.delete(msg.id);
     }
   }
 
@@ -152,14 +177,22 @@ export class Dataplane {
     // Gone, down, or re-created under the same name (the kernel's defaults
     // again): check its sysctls anew when it is up.
     this.#sysctls.forget(name);
+    this.#sysctlsPending.add(name);
     this.#routes.onLinkChange(name);
     this.#linksDirty = true;
   }
 
   configure(settings: DataplaneSettings): void {
+    const spoofing = settings.allowSourceSpoofing !== this.#settings.allowSourceSpoofing;
     this.#settings = settings;
+    if (spoofing) {
+      for (const [id, ep] of this.#state.endpoints)
+        this.#renderEndpoints.set(id, this.#forRender(ep));
+      this.#renderAll = true;
+    }
     this.#routes.configure({ protocol: settings.routeProtocol, ipv6: settings.ipv6 });
     this.#sysctls.configure(sysctlOptions(settings));
+    for (const name of this.#byInterface.keys()) this.#sysctlsPending.add(name);
     this.#renderDirty = true;
     this.#linksDirty = true;
   }
@@ -209,11 +242,18 @@ export class Dataplane {
       // A render that throws leaves the flag set: every apply fails the same
       // way (and the agent eventually exits) rather than keep an old ruleset
       // and call the new endpoints programmed.
-      this.#rendered = renderRuleset(this.#renderable(), this.#settings.render, {
-        cache: this.#renderCache,
-      });
+      // Only what the messages touched (the renderer starts afresh by itself
+      // when the render config is new).
+      const t = this.#touched;
+      this.#rendered = this.#renderer.render(
+        { ...this.#state, endpoints: this.#renderEndpoints },
+        this.#settings.render,
+        this.#renderAll ? {} : { changed: t },
+      );
+      this.#renderAll = false;
+      for (const ids of Object.values(t)) ids.clear();
       this.#renderDirty = false;
-      this.#nft.setDesired(this.#rendered);
+      this.#nft.setDesired(this.#rendered, this.#renderer.takeChanges());
     }
     const rendered = this.#rendered;
     // The table in place (see the header): links go along with nft.
@@ -305,12 +345,17 @@ export class Dataplane {
     let sysctlWrites = await this.#sysctls.ensureGlobal();
     const sysctlErrors = new Map<string, string>();
     let done = 0;
-    for (const name of this.#byInterface.keys()) {
-      if (!isUp(name) || this.#sysctls.isConfigured(name)) continue;
+    for (const name of [...this.#sysctlsPending]) {
+      if (!isUp(name)) continue;
+      if (this.#sysctls.isConfigured(name)) {
+        this.#sysctlsPending.delete(name);
+        continue;
+      }
       // The real sysctls are synchronous (fast): let others run now and then.
       if (++done % SYSCTL_INTERFACES_PER_TURN === 0) await yieldToEventLoop();
       try {
         sysctlWrites += await this.#sysctls.configureInterface(name);
+        if (this.#sysctls.isConfigured(name)) this.#sysctlsPending.delete(name);
       } catch (err) {
         // Gone between the link event and now: pending, the monitor will say.
         if (!isErrorCode(err, "NotFound")) {
@@ -335,22 +380,16 @@ export class Dataplane {
     return v;
   }
 
-  /** The state as the renderer should see it: spoofing prefixes only when allowed. */
+  /** One stripped copy per endpoint object (see #forRender). */
   readonly #stripped = new WeakMap<LocalEndpoint, LocalEndpoint>();
 
-  #renderable(): DesiredDataplane {
-    if (this.#settings.allowSourceSpoofing) return this.#state;
-    let endpoints: DesiredDataplane["endpoints"] | undefined;
-    for (const [id, ep] of this.#state.endpoints) {
-      if (ep.allowSpoofedSourcePrefixes.length === 0) continue;
-      endpoints ??= new Map(this.#state.endpoints);
-      // One stripped copy per endpoint object, so the render cache sees the
-      // same object until the endpoint itself changes.
-      let stripped = this.#stripped.get(ep);
-      if (!stripped) this.#stripped.set(ep, (stripped = { ...ep, allowSpoofedSourcePrefixes: [] }));
-      endpoints.set(id, stripped);
-    }
-    return endpoints ? { ...this.#state, endpoints } : this.#state;
+  /** An endpoint as the renderer should see it: spoofing prefixes only when allowed. */
+  #forRender(ep: LocalEndpoint): LocalEndpoint {
+    if (this.#settings.allowSourceSpoofing || ep.allowSpoofedSourcePrefixes.length === 0) return ep;
+    // The same copy until the endpoint itself changes: the renderer sees no change.
+    let stripped = this.#stripped.get(ep);
+    if (!stripped) this.#stripped.set(ep, (stripped = { ...ep, allowSpoofedSourcePrefixes: [] }));
+    return stripped;
   }
 
   #indexRoute(endpointId: string, dst: string): void {
@@ -369,7 +408,10 @@ export class Dataplane {
   #index(id: string, iface: string): void {
     if (iface === "") return;
     let s = this.#byInterface.get(iface);
-    if (!s) this.#byInterface.set(iface, (s = new Set()));
+    if (!s) {
+      this.#byInterface.set(iface, (s = new Set()));
+      this.#sysctlsPending.add(iface);
+    }
     s.add(id);
   }
 
@@ -377,7 +419,10 @@ export class Dataplane {
     const s = this.#byInterface.get(iface);
     if (!s) return;
     s.delete(id);
-    if (s.size === 0) this.#byInterface.delete(iface);
+    if (s.size === 0) {
+      this.#byInterface.delete(iface);
+      this.#sysctlsPending.delete(iface);
+    }
   }
 }
 

@@ -14,8 +14,10 @@
 // Identity means change: every message that changes an entry puts a new
 // object in its map (an ipset-delta a new DesiredIPSet around the same,
 // updated, members Set), and nothing here mutates an entry's object after
-// that. So a renderer may cache what it derived from an entry by object
-// identity (render-nft's RenderCache does).
+// that. So a renderer may keep what it derived from an entry until the
+// entry's object changes; told the ids of the entries that messages touched
+// (noteChangedIds), it need look at nothing else (render-nft's
+// RulesetRenderer does both).
 import type {
   CompiledPolicy,
   CompiledProfile,
@@ -115,4 +117,55 @@ export function applyMessage(state: DesiredDataplane, msg: DataplaneMessage): De
       break;
   }
   return state;
+}
+
+/** Ids of the entries that messages changed (or removed), per map. */
+export interface ChangedIds {
+  ipsets: Set<string>;
+  policies: Set<string>;
+  profiles: Set<string>;
+  endpoints: Set<string>;
+}
+
+export function emptyChangedIds(): ChangedIds {
+  return { ipsets: new Set(), policies: new Set(), profiles: new Set(), endpoints: new Set() };
+}
+
+/**
+ * Notes the id of the entry `msg` changes (routes and in-sync touch none of
+ * these maps) and returns `changed` (so `msgs.reduce(noteChangedIds, c)`).
+ */
+export function noteChangedIds(changed: ChangedIds, msg: DataplaneMessage): ChangedIds {
+  switch (msg.type) {
+    case "ipset-update":
+      changed.ipsets.add(msg.ipset.id);
+      break;
+    case "ipset-delta":
+    case "ipset-remove":
+      changed.ipsets.add(msg.id);
+      break;
+    case "policy-update":
+      changed.policies.add(msg.policy.id);
+      break;
+    case "policy-remove":
+      changed.policies.add(msg.id);
+      break;
+    case "profile-update":
+      changed.profiles.add(msg.profile.id);
+      break;
+    case "profile-remove":
+      changed.profiles.add(msg.id);
+      break;
+    case "endpoint-update":
+      changed.endpoints.add(msg.endpoint.id);
+      break;
+    case "endpoint-remove":
+      changed.endpoints.add(msg.id);
+      break;
+    case "route-update":
+    case "route-remove":
+    case "in-sync":
+      break;
+  }
+  return changed;
 }

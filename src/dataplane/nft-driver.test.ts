@@ -5,15 +5,26 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { CalcGraph } from "../calc/calc-graph.js";
 import { Random, randomCluster, randomEdit } from "../calc/testing/random-cluster.js";
+import { transition } from "../calc/testing/resources.js";
 import type { Resource } from "../api/resource.js";
-import { applyMessage, emptyDesiredDataplane } from "./desired-state.js";
+import {
+  applyMessage,
+  emptyChangedIds,
+  emptyDesiredDataplane,
+  noteChangedIds,
+} from "./desired-state.js";
 import { NetnsPool, inNetns, netnsUnavailable } from "./netns-testkit.js";
 import type { Netns } from "./netns-testkit.js";
-import { NftDriver, fakeNftKernel, nftCommandKernel } from "./nft-driver.js";
+import { NftDriver, fakeNftKernel, nftCommandKernel, snapshotRuleset } from "./nft-driver.js";
 import type { NftKernel } from "./nft-driver.js";
 import { diffRulesets, parseNftListing } from "./nft-listing.js";
-import { renderFullTransaction, renderRuleset } from "./render-nft.js";
-import type { RenderConfig, RenderedRuleset } from "./render-nft.js";
+import {
+  RulesetRenderer,
+  renderDelta,
+  renderFullTransaction,
+  renderRuleset,
+} from "./render-nft.js";
+import type { RenderConfig, RenderedRuleset, RulesetChanges } from "./render-nft.js";
 
 const CONFIG: RenderConfig = {
   interfacePrefix: "tw",
@@ -47,6 +58,37 @@ function twoRulesets(seed: number): [RenderedRuleset, RenderedRuleset] {
     if (step >= 3 && diffRulesets(first, next).length > 0) return [first, next];
   }
   throw new Error(`seed ${seed}: no edit changed the ruleset`);
+}
+
+/**
+ * A cluster edited step by step, as the agent renders it: one live ruleset
+ * kept by a RulesetRenderer, told the ids each flush touched. Each step
+ * yields the live ruleset, its changes, and a fresh rendering to compare.
+ */
+function* liveSteps(
+  seed: number,
+  steps: number,
+): Generator<{
+  live: RenderedRuleset;
+  changes: RulesetChanges | undefined;
+  fresh: RenderedRuleset;
+}> {
+  const r = new Random(seed);
+  let resources: readonly Resource[] = randomCluster(r);
+  const g = new CalcGraph({ hostname: "node-1" });
+  g.onUpdates([...transition([], resources), { type: "status", status: "in-sync" }]);
+  const state = emptyDesiredDataplane();
+  const renderer = new RulesetRenderer();
+  for (let step = 0; step < steps; step++) {
+    const msgs = g.flush();
+    for (const m of msgs) applyMessage(state, m);
+    const changed = msgs.reduce(noteChangedIds, emptyChangedIds());
+    const live = renderer.render(state, CONFIG, step === 0 ? {} : { changed });
+    yield { live, changes: renderer.takeChanges(), fresh: renderRuleset(state, CONFIG) };
+    const next = randomEdit(r, resources, step);
+    g.onUpdates(transition(resources, next));
+    resources = next;
+  }
 }
 
 /** A kernel that records transactions and can be told to fail the next one. */
@@ -181,6 +223,45 @@ function contract(name: string, make: () => Promise<Harness>, skip?: string) {
       const res = await d.apply();
       assert.equal(res.wrote, "delta");
       await assertHolds(r2);
+    });
+
+    it("follows a live ruleset by deltas over just what its renderer says changed", async () => {
+      // Seeds whose edits add, change and remove this host's endpoints.
+      for (const seed of [5, 9, 12]) {
+        await h.removeTable();
+        const d = new NftDriver(h.kernel);
+        let before: RenderedRuleset | undefined;
+        let failed: number | undefined;
+        let i = -1;
+        // One step at a time: the live ruleset changes in place at the next.
+        for (const { live, changes, fresh } of liveSteps(seed, 15)) {
+          const where = `seed ${seed} step ${++i}`;
+          const now = snapshotRuleset(live);
+          // What a whole comparison would write, from what the kernel holds.
+          const whole = before && renderDelta(before, fresh, { additions: "table-block" });
+          d.setDesired(live, changes);
+          const written = h.kernel.scripts.length;
+          if (failed === undefined && i >= 4 && whole) {
+            // A refused step: the next one reads back and repairs both.
+            failed = i;
+            h.kernel.failNextRun();
+            await assert.rejects(d.apply(), /injected/);
+            assert.equal(d.dirty, true);
+            continue;
+          }
+          const res = await d.apply();
+          assert.equal(d.dirty, false, where);
+          if (whole !== undefined && failed !== i - 1) {
+            assert.equal(res.wrote, whole === "" ? "nothing" : "delta", where);
+            assert.equal(h.kernel.scripts.slice(written).join(""), whole, where);
+          }
+          assert.deepEqual(diffRulesets(now, fresh), [], `${where}: live is fresh`);
+          assert.deepEqual(diffRulesets(d.current!, fresh), [], `${where}: what the driver knows`);
+          await assertHolds(fresh);
+          before = now;
+        }
+        assert.ok(failed !== undefined && failed < i, `seed ${seed}: a refused step came and went`);
+      }
     });
 
     it("a creation that failed at its second transaction is finished by a delta", async () => {

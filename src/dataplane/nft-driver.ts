@@ -12,6 +12,13 @@
 //                                  transaction, so no packet sees an empty table)
 //     otherwise                  → renderDelta(last written, desired), or nothing
 //
+// The desired ruleset is usually a RulesetRenderer's live one, changed in
+// place, with the changes it reports since the last setDesired: the delta
+// then compares only there, and the driver's own copy of what the kernel
+// holds (#actual: its own maps, sharing the renderer's immutable rule arrays
+// and sets) is patched there once nft has taken it. Anything else (a new
+// ruleset object, no changes given, a read-back) compares everything.
+//
 // Creating the table from nothing takes two transactions: first the IP sets
 // with their elements and the "leaf" chains (policy and profile chains:
 // no jump, goto or verdict map), then everything else, every base chain
@@ -33,8 +40,15 @@
 // reading that one table.
 import { TwillError } from "../util/errors.js";
 import { diffRulesets, parseNftListing } from "./nft-listing.js";
-import { NFT_FAMILY, NFT_TABLE, renderDelta, renderFullTransaction } from "./render-nft.js";
-import type { DeltaOptions, RenderedRuleset, RenderedSet } from "./render-nft.js";
+import {
+  NFT_FAMILY,
+  NFT_TABLE,
+  emptyRulesetChanges,
+  mergeRulesetChanges,
+  renderDelta,
+  renderFullTransaction,
+} from "./render-nft.js";
+import type { DeltaOptions, RenderedRuleset, RenderedSet, RulesetChanges } from "./render-nft.js";
 import type { RunCommand } from "./run-command.js";
 import { stderrSummary } from "./run-command.js";
 
@@ -57,27 +71,41 @@ export interface NftApplyResult {
 export class NftDriver {
   readonly #kernel: NftKernel;
   #desired: RenderedRuleset | undefined;
-  #lastWritten: RenderedRuleset | undefined;
+  /**
+   * What the kernel holds as far as the driver knows: maps of its own (the
+   * desired ruleset's may be changed in place by its renderer), sharing the
+   * rendering's immutable rule arrays and sets.
+   */
+  #actual: RenderedRuleset | undefined;
+  /** Where the desired ruleset may differ from #actual ("all": anywhere). */
+  #pending: RulesetChanges | "all" = "all";
   #resyncNeeded = true;
-  #dirty = false;
 
   constructor(kernel: NftKernel) {
     this.#kernel = kernel;
   }
 
-  setDesired(r: RenderedRuleset): void {
+  /**
+   * The ruleset wanted. `changes` says where it changed since the last call,
+   * when `r` is the same (live) ruleset as then (RulesetRenderer.takeChanges);
+   * without it, or for another object, the next apply compares everything.
+   */
+  setDesired(r: RenderedRuleset, changes?: RulesetChanges): void {
+    if (r !== this.#desired || changes === undefined) this.#pending = "all";
+    else if (this.#pending !== "all") mergeRulesetChanges(this.#pending, changes);
     this.#desired = r;
-    this.#dirty = true;
   }
 
   /** Read the kernel back before the next write (periodic refresh, suspected drift). */
   requestResync(): void {
     this.#resyncNeeded = true;
-    this.#dirty = true;
   }
 
   get dirty(): boolean {
-    return this.#dirty;
+    if (this.#desired === undefined) return false;
+    if (this.#resyncNeeded || this.#pending === "all") return true;
+    const p = this.#pending;
+    return p.chains.size > 0 || p.sets.size > 0 || p.maps.size > 0;
   }
 
   /**
@@ -86,32 +114,44 @@ export class NftDriver {
    * calls for a read-back first.
    */
   get tableInPlace(): boolean {
-    return this.#lastWritten !== undefined && !this.#resyncNeeded;
+    return this.#actual !== undefined && !this.#resyncNeeded;
   }
 
   /** The ruleset the kernel holds as far as the driver knows (after a successful apply). */
   get current(): RenderedRuleset | undefined {
-    return this.#lastWritten;
+    return this.#actual;
   }
 
   async apply(signal?: AbortSignal): Promise<NftApplyResult> {
     const desired = this.#desired;
     if (desired === undefined) return { wrote: "nothing", bytes: 0, drift: [] };
+    // What changes from here on is pending for the next apply.
+    const pending = this.#pending;
+    this.#pending = emptyRulesetChanges();
     try {
-      const result = this.#resyncNeeded
-        ? await this.#reconcile(desired, signal)
-        : await this.#write(
-            renderDelta(this.#lastWritten ?? desired, desired, DELTA),
-            "delta",
-            signal,
-          );
-      this.#lastWritten = desired;
+      let result: NftApplyResult;
+      if (this.#resyncNeeded || this.#actual === undefined) {
+        result = await this.#reconcile(desired, signal);
+      } else {
+        // Script and what it makes of #actual, both before the first await.
+        const script = renderDelta(
+          this.#actual,
+          desired,
+          pending === "all" ? DELTA : { ...DELTA, only: pending },
+        );
+        let next: () => RenderedRuleset;
+        if (pending === "all") {
+          const snapshot = snapshotRuleset(desired);
+          next = () => snapshot;
+        } else next = patchFor(this.#actual, desired, pending);
+        result = await this.#write(script, "delta", signal);
+        this.#actual = next();
+      }
       this.#resyncNeeded = false;
-      if (this.#desired === desired) this.#dirty = false;
       return result;
     } catch (err) {
+      // Read the kernel back and compare everything next time.
       this.#resyncNeeded = true;
-      this.#dirty = true;
       throw err;
     }
   }
@@ -136,9 +176,22 @@ export class NftDriver {
     return { wrote: "full", bytes: first.length + second.length, drift: [] };
   }
 
-  async #reconcile(desired: RenderedRuleset, signal?: AbortSignal): Promise<NftApplyResult> {
-    const full = () => this.#write(renderFullTransaction(desired), "full", signal);
+  /** Reads the kernel back and repairs it; #actual is then what was written. */
+  async #reconcile(live: RenderedRuleset, signal?: AbortSignal): Promise<NftApplyResult> {
     const text = await this.#kernel.list(signal);
+    // Compared and written as it is now, whatever its renderer does meanwhile.
+    const desired = snapshotRuleset(live);
+    const result = await this.#repair(text, desired, signal);
+    this.#actual = desired;
+    return result;
+  }
+
+  async #repair(
+    text: string | undefined,
+    desired: RenderedRuleset,
+    signal?: AbortSignal,
+  ): Promise<NftApplyResult> {
+    const full = () => this.#write(renderFullTransaction(desired), "full", signal);
     if (text === undefined)
       return { ...(await this.#create(desired, signal)), drift: ["table missing"] };
     let parsed;
@@ -167,6 +220,68 @@ export class NftDriver {
     }
     return { ...(await full()), drift };
   }
+}
+
+/**
+ * A copy of a ruleset's maps (and verdict maps' elements), sharing what a
+ * renderer never changes once made: rule arrays, sets, base chain specs.
+ */
+export function snapshotRuleset(r: RenderedRuleset): RenderedRuleset {
+  return {
+    chains: new Map(r.chains),
+    base: new Map(r.base),
+    comments: new Map(r.comments),
+    sets: new Map(r.sets),
+    maps: new Map(
+      [...r.maps].map(([k, v]) => [k, { type: v.type, elements: new Map(v.elements) }]),
+    ),
+  };
+}
+
+/**
+ * What `r` holds where `changes` point, taken now; the function returns
+ * `actual` brought up to it (called once that is in the kernel).
+ */
+function patchFor(
+  actual: RenderedRuleset,
+  r: RenderedRuleset,
+  changes: RulesetChanges,
+): () => RenderedRuleset {
+  const chains = [...changes.chains].map(
+    (name) => [name, r.chains.get(name), r.base.get(name), r.comments.get(name)] as const,
+  );
+  const sets = [...changes.sets].map((name) => [name, r.sets.get(name)] as const);
+  const maps = [...changes.maps].map(([name, keys]) => {
+    const m = r.maps.get(name);
+    const elements =
+      m === undefined || keys === "all" || !actual.maps.has(name)
+        ? undefined
+        : [...keys].map((k) => [k, m.elements.get(k)] as const);
+    const whole = m && !elements ? { type: m.type, elements: new Map(m.elements) } : undefined;
+    return { name, m, elements, whole };
+  });
+  return () => {
+    const put = <V>(map: Map<string, V>, k: string, v: V | undefined) => {
+      if (v === undefined) map.delete(k);
+      else map.set(k, v);
+    };
+    for (const [name, rules, base, comment] of chains) {
+      put(actual.chains, name, rules);
+      put(actual.base, name, base);
+      put(actual.comments, name, comment);
+    }
+    for (const [name, set] of sets) put(actual.sets, name, set);
+    for (const { name, m, elements, whole } of maps) {
+      if (!m) actual.maps.delete(name);
+      else if (whole) actual.maps.set(name, whole);
+      else {
+        let have = actual.maps.get(name);
+        if (!have) actual.maps.set(name, (have = { type: m.type, elements: new Map() }));
+        for (const [k, v] of elements ?? []) put(have.elements, k, v);
+      }
+    }
+    return actual;
+  };
 }
 
 const DELTA: DeltaOptions = { additions: "table-block" };
