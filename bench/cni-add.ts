@@ -28,12 +28,19 @@ const ADDS = Number(process.env["CNI_ADD_COUNT"] ?? 200);
 /** Baseline runs (each is one workload's kernel work, or one bare Node.js start). */
 const BASELINE_RUNS = 50;
 
-/** Wall time of `cmd args` run in namespace `ns` (as the plugin is run: nsenter). */
+/**
+ * Wall time of `cmd args` run in namespace `ns` as the plugin is run:
+ * nsenter, and the environment a runtime gives a plugin (PATH, no more;
+ * the lab adds the CNI_* variables). Not this process's environment: a
+ * development shell may set NODE_EXTRA_CA_CERTS, with which every Node.js
+ * start loads a CA bundle (~40 ms here), which no plugin call pays.
+ */
 function timed(ns: string, cmd: string, args: readonly string[]): Promise<number> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const child = spawn("nsenter", [`--net=/var/run/netns/${ns}`, cmd, ...args], {
       stdio: ["ignore", "ignore", "pipe"],
+      env: { PATH: process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin" },
     });
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
