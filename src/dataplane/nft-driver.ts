@@ -43,6 +43,7 @@ import { diffRulesets, parseNftListing } from "./nft-listing.js";
 import {
   NFT_FAMILY,
   NFT_TABLE,
+  emptyRendered,
   emptyRulesetChanges,
   mergeRulesetChanges,
   renderDelta,
@@ -369,16 +370,6 @@ function cloneRuleset(r: RenderedRuleset): RenderedRuleset {
   };
 }
 
-function emptyRuleset(): RenderedRuleset {
-  return {
-    chains: new Map(),
-    base: new Map(),
-    comments: new Map(),
-    sets: new Map(),
-    maps: new Map(),
-  };
-}
-
 /** Names a rule or verdict refers to: sets/maps (@x) and chains (jump/goto x). */
 function references(text: string): { sets: string[]; chains: string[] } {
   const sets = [...text.matchAll(/@([A-Za-z0-9_.-]+)/g)].map((m) => m[1] ?? "");
@@ -539,7 +530,7 @@ export function fakeNftKernel(): FakeNftKernel {
         const line = lines[i] ?? "";
         if (line.trim() === "") continue;
         if (line === `table ${T}`) {
-          table ??= emptyRuleset();
+          table ??= emptyRendered();
         } else if (line === `delete table ${T}`) {
           if (!table)
             throw new TwillError("Unavailable", `Error: No such file or directory: ${line}`);
@@ -554,7 +545,7 @@ export function fakeNftKernel(): FakeNftKernel {
           // As nft merges a block into a table: new objects are created, the
           // elements of existing sets and maps added, rules appended to
           // existing chains (whose hook and comment stay as they are).
-          const t = (table ??= emptyRuleset());
+          const t = (table ??= emptyRendered());
           for (const [k, v] of block.ruleset.sets) {
             const old = t.sets.get(k);
             if (!old) t.sets.set(k, v);

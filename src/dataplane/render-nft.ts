@@ -1752,7 +1752,8 @@ export class RulesetRenderer {
   }
 }
 
-function emptyRendered(): RenderedRuleset {
+/** A ruleset with nothing in it. */
+export function emptyRendered(): RenderedRuleset {
   return {
     chains: new Map(),
     base: new Map(),
