@@ -119,7 +119,8 @@ const TABLE = {
     // not imported, so `twill --help` does not load the etcd client.
     default: "http://127.0.0.1:2379",
     globalFlag: true,
-    description: "etcd endpoints, comma-separated (several are one cluster).",
+    description:
+      "etcd endpoints, comma-separated (several are one cluster): http://host:port, https://host:port, or unix:///path for a socket.",
   }),
   etcdCaCertFile: param({
     group: "datastore",

@@ -102,7 +102,7 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
     .helpCommand(true)
     .option(
       "--etcd-endpoints <urls>",
-      "etcd endpoints, comma-separated (env TWILL_ETCD_ENDPOINTS; default http://127.0.0.1:2379)",
+      "etcd endpoints, comma-separated: http(s)://host:port or unix:///path (env TWILL_ETCD_ENDPOINTS; default http://127.0.0.1:2379)",
     )
     .option("--etcd-ca-cert-file <path>", "CA certificate for TLS (env TWILL_ETCD_CA_CERT_FILE)")
     .option("--etcd-cert-file <path>", "client certificate for TLS (env TWILL_ETCD_CERT_FILE)")
