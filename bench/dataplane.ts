@@ -43,6 +43,11 @@
 //                    one plain `nft -f` of its full text (rendered beforehand,
 //                    not timed), into an empty namespace table.
 //                    first_apply_ratio_vs_bare_nft = first_apply_s / baseline_nft_s.
+//   endpoint_remove_ms  one endpoint removed (its messages undone: IP set
+//                    members, endpoint, route) until its nft transaction is
+//                    in the kernel; median of REMOVALS, after the rewrites.
+//                    No target: recorded because nft 1.0.6 reads back every
+//                    interval set's elements for a `delete element`.
 //   baseline_full_rewrite_ms  the naive way to add an endpoint: rewrite the
 //                    whole table in one `nft -f` (text rendered beforehand,
 //                    not timed; no routes or sysctls), REWRITES times
@@ -88,6 +93,8 @@ const WORKER_FLAG = "--worker";
 const ENDPOINTS = Number(process.env["DATAPLANE_ENDPOINTS"] ?? 2000);
 const ROUNDS = Number(process.env["DATAPLANE_ROUNDS"] ?? 3);
 const ADDITIONS = 15;
+/** Removals timed after the additions (of the first REMOVALS added endpoints). */
+const REMOVALS = 5;
 const REWRITES = 3;
 
 // ---------------------------------------------------------------------------
@@ -623,6 +630,33 @@ async function worker(endpoints: number): Promise<void> {
       rewriteCpu += cpuMs() - rewriteCpu0;
       out(`full rewrite ${k + 1}/${REWRITES}: ${rewrite.toFixed(0)} ms`);
     }
+    // Removals, as when a pod is deleted: the endpoint's messages undone
+    // (its IP set members, the endpoint, its route); the veth stays, as the
+    // agent may well see the endpoint go before the plugin's DEL removes it.
+    const removes: number[] = [];
+    const removeCpus: number[] = [];
+    for (const [j, flush] of sc.additions.slice(0, REMOVALS).entries()) {
+      const undo: DataplaneMessage[] = flush.map((m) =>
+        m.type === "ipset-delta"
+          ? { type: "ipset-delta", id: m.id, added: m.removed, removed: m.added }
+          : m.type === "endpoint-update"
+            ? { type: "endpoint-remove", id: m.endpoint.id }
+            : m.type === "route-update"
+              ? { type: "route-remove", dst: m.route.dst }
+              : m,
+      );
+      const cpu0 = cpuMs();
+      const start = performance.now();
+      const [result] = await timed(async () => {
+        d.onMessages(undo);
+        return d.apply();
+      });
+      removeCpus.push(cpuMs() - cpu0);
+      removes.push(nftCommitted - start);
+      out(
+        `removal ${j + 1}/${REMOVALS}: in the kernel after ${removes.at(-1)?.toFixed(1)} ms (nft ${result.nft.wrote} ${result.nft.bytes} bytes, ${removeCpus.at(-1)?.toFixed(0)} ms CPU)`,
+      );
+    }
     const first = median(firsts) / 1000;
     const bare = median(bareNft) / 1000;
     const add = median(adds);
@@ -652,6 +686,8 @@ async function worker(endpoints: number): Promise<void> {
         baseline_full_rewrite_ms: round(rewrite, 0),
         endpoint_add_speedup_vs_full_rewrite: round(rewrite / add, 1),
         baseline_full_rewrite_cpu_ms: round(rewriteCpu / REWRITES, 0),
+        endpoint_remove_ms: round(median(removes), 1),
+        endpoint_remove_cpu_ms: round(median(removeCpus), 1),
       }),
     );
   } finally {

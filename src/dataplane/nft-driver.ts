@@ -478,6 +478,17 @@ function applyLine(t: RenderedRuleset, line: string): void {
           bad(`Could not process rule: No such file or directory (key ${key})`);
       }
     } else bad(`No such file or directory (set or map ${name})`);
+  } else if ((m = new RegExp(`^flush (set|map) ${T} (\\S+)$`).exec(line))) {
+    const name = m[2] ?? "";
+    if (m[1] === "set") {
+      const set = t.sets.get(name);
+      if (!set) bad("No such file or directory");
+      else set.elements = [];
+    } else {
+      const map = t.maps.get(name);
+      if (!map) bad("No such file or directory");
+      else map.elements.clear();
+    }
   } else if ((m = new RegExp(`^flush chain ${T} (\\S+)$`).exec(line))) {
     const rules = t.chains.get(m[1] ?? "");
     if (!rules) bad("No such file or directory");

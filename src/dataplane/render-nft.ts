@@ -1909,6 +1909,18 @@ function candidates(
   return names.sort();
 }
 
+/**
+ * With table-block additions, a set or map that loses elements is written
+ * whole (`flush set|map`, then all its elements in the block) when it has
+ * at most this many: nft 1.0.6 reads back the elements of every interval set
+ * in the ruleset before any `delete element` (~80 ms of CPU on issue 4's
+ * benchmark table, 50,000 elements in 500 sets), while re-adding 220
+ * elements this way cost ~6 ms and a 2,000-entry dispatch map ~30 ms, and
+ * the flush and the re-adding commit in one transaction (no packet sees the
+ * set in between). Bigger ones still get `delete element`.
+ */
+export const REDEFINE_MAX_ELEMENTS = 4096;
+
 export interface DeltaOptions {
   /**
    * How additions are written. "commands" (the default): `add set|map|chain`,
@@ -1940,7 +1952,9 @@ export interface DeltaOptions {
  *   6 removed chains deleted: nothing refers to them any more
  *
  * With `additions: "table-block"` steps 1, the element additions and the
- * rules of step 3 are one table block after the deletes and flushes.
+ * rules of step 3 are one table block after the deletes and flushes, and a
+ * set or map that loses elements is flushed and written whole in the block
+ * (up to REDEFINE_MAX_ELEMENTS elements) instead of its elements deleted.
  *
  * A set, map or chain that keeps its name keeps its type and hook (names are
  * derived from what the object is); if that ever breaks, TwillError
@@ -1954,6 +1968,7 @@ export function renderDelta(
   const asBlock = options.additions === "table-block";
   const declare: string[] = [];
   const elementDeletes: string[] = [];
+  const redefine: string[] = [];
   const elementAdds: string[] = [];
   const flushChanged: string[] = [];
   const fills: string[] = [];
@@ -1982,6 +1997,12 @@ export function renderDelta(
     const now = new Set(s.elements);
     if (old) {
       const gone = old.elements.filter((e) => !now.has(e));
+      if (asBlock && gone.length > 0 && s.elements.length <= REDEFINE_MAX_ELEMENTS) {
+        // Written whole: see REDEFINE_MAX_ELEMENTS.
+        redefine.push(`flush set ${TABLE} ${name}`);
+        if (s.elements.length > 0) blocks.push(setBlock(name, s, s.elements, false));
+        continue;
+      }
       elementDeletes.push(...elementCommands("delete", name, gone));
     }
     const added = s.elements.filter((e) => !was.has(e));
@@ -2023,6 +2044,12 @@ export function renderDelta(
     }
     dels.sort(byName);
     adds.sort(byName);
+    if (asBlock && old && dels.length > 0 && m.elements.size <= REDEFINE_MAX_ELEMENTS) {
+      // Written whole: see REDEFINE_MAX_ELEMENTS.
+      redefine.push(`flush map ${TABLE} ${name}`);
+      if (m.elements.size > 0) blocks.push(mapBlock(name, m.type, [...m.elements].sort(byName)));
+      continue;
+    }
     elementDeletes.push(
       ...elementCommands(
         "delete",
@@ -2083,6 +2110,7 @@ export function renderDelta(
   const lines = asBlock
     ? [
         ...elementDeletes,
+        ...redefine,
         ...flushChanged,
         ...(blocks.length > 0 ? [`table ${TABLE} {`, blocks.join("\n\n"), "}"] : []),
       ]
