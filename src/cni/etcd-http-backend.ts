@@ -8,7 +8,8 @@
 //
 //   request ──► endpoint 1 ──(no connection)──► endpoint 2 ... within timeoutMs
 //   watch   ──► one streamed POST per watch, newline-separated JSON messages;
-//               a dropped stream is reopened from the next revision.
+//               a dropped stream is reopened from the next revision
+//               (src/datastore/watch-resume.ts, shared with the gRPC backend).
 //
 // Keys and values travel base64-encoded; revisions as decimal strings; fields
 // equal to zero are left out by the gateway. A request that may have reached
@@ -19,6 +20,7 @@
 // with it TLS) is loaded only for https:// endpoints, and requests name no
 // TLS server name over plain HTTP, which spares node:http's agent compiling
 // its IPv6 address pattern (~10 ms) to work one out.
+import { setMaxListeners } from "node:events";
 import { readFileSync } from "node:fs";
 import http from "node:http";
 import type https from "node:https";
@@ -34,6 +36,8 @@ import type {
   WatchEvent,
   WatchOptions,
 } from "../datastore/backend.js";
+import type { ChangeEvent, StreamReport } from "../datastore/watch-resume.js";
+import { watchResume } from "../datastore/watch-resume.js";
 import { TwillError } from "../util/errors.js";
 
 export interface EtcdHttpOptions {
@@ -197,10 +201,14 @@ export class EtcdHttpBackend implements Backend {
   #token: string | undefined;
   #closed = false;
   #closers = new Set<() => void>();
+  /** Aborted by close(): ends the open watches. */
+  #closing = new AbortController();
   /** The endpoint that answered last: tried first next time. */
   #preferred = 0;
 
   constructor(options: EtcdHttpOptions) {
+    // Every open watch listens for close(): no limit to warn about.
+    setMaxListeners(0, this.#closing.signal);
     this.#urls = checkEndpointList(options.endpoints);
     this.endpoints = [...options.endpoints];
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS;
@@ -363,6 +371,7 @@ export class EtcdHttpBackend implements Backend {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#closing.abort();
     for (const close of [...this.#closers]) close();
     this.#transport?.agent.destroy();
   }
@@ -550,144 +559,35 @@ export class EtcdHttpBackend implements Backend {
   }
 
   async *#watch(prefix: string, options: WatchOptions): AsyncGenerator<WatchEvent> {
-    const { fromRevision, signal } = options;
+    const { fromRevision } = options;
     if (!Number.isInteger(fromRevision) || fromRevision < 0) {
       throw new TwillError(
         "Invalid",
         `fromRevision must be a whole number >= 0, got ${fromRevision}`,
       );
     }
-    if (this.#closed) throw this.#closedError();
-    if (signal?.aborted) return;
-    type Item =
-      | { kind: "message"; stream: number; message: WatchMessage }
-      | { kind: "failed"; stream: number; error: Error }
-      | { kind: "wake"; stream: number }
-      | { kind: "abort" }
-      | { kind: "closed" };
-    const queue: Item[] = [];
-    let wake: (() => void) | undefined;
-    const push = (item: Item): void => {
-      queue.push(item);
-      const w = wake;
-      wake = undefined;
-      w?.();
-    };
-    const shift = async (): Promise<Item> => {
-      while (queue.length === 0) await new Promise<void>((resolve) => (wake = resolve));
-      return queue.shift() as Item;
-    };
-    const onAbort = (): void => push({ kind: "abort" });
-    const onClose = (): void => push({ kind: "closed" });
-    signal?.addEventListener("abort", onAbort, { once: true });
-    this.#closers.add(onClose);
-    let next = fromRevision + 1;
-    let streamId = 0;
-    let request: http.ClientRequest | undefined;
-    let timer: NodeJS.Timeout | undefined;
-    let failingSince: number | undefined;
-    let attempt = 0;
-    try {
-      const transport = await this.#open();
-      for (;;) {
-        const id = ++streamId;
-        request = this.#openWatch(transport, prefix, next, id, push);
-        timer = setTimeout(
-          () =>
-            push({
-              kind: "failed",
-              stream: id,
-              error: new Error(`no answer within ${this.#timeoutMs} ms`),
-            }),
-          this.#timeoutMs,
-        );
-        let lastError: Error | undefined;
-        while (lastError === undefined) {
-          const item = await shift();
-          if (item.kind === "abort") return;
-          if (item.kind === "closed") throw this.#closedError();
-          if (item.stream !== id || item.kind === "wake") continue;
-          if (item.kind === "failed") {
-            lastError = item.error;
-            break;
-          }
-          const m = item.message;
-          if (m.error) {
-            const text = m.error.message ?? m.error.error ?? "watch failed";
-            if (m.error.code === 16 || m.error.code === 7 || /permission denied|auth/.test(text)) {
-              throw new TwillError(
-                "Unavailable",
-                `etcd at ${this.#where()} refused access: ${text}`,
-              );
-            }
-            lastError = new Error(text);
-            break;
-          }
-          const res = m.result ?? {};
-          const compactRevision = num(res.compact_revision);
-          if (compactRevision > 0) {
-            yield { type: "compacted", compactRevision };
-            return;
-          }
-          if (res.created) {
-            clearTimeout(timer);
-            failingSince = undefined;
-            attempt = 0;
-          }
-          if (res.canceled) {
-            lastError = new Error(res.cancel_reason || "the watch was canceled by etcd");
-            break;
-          }
-          for (const ev of res.events ?? []) {
-            if (signal?.aborted) return;
-            yield toWatchEvent(ev);
-            next = num(ev.kv?.mod_revision) + 1;
-          }
-        }
-        clearTimeout(timer);
-        request.destroy();
-        request = undefined;
-        if (this.#closed) throw this.#closedError();
-        const now = Date.now();
-        failingSince ??= now;
-        const delay = Math.min(50 * 2 ** attempt, 1000);
-        attempt += 1;
-        if (now + delay - failingSince > this.#timeoutMs) {
-          throw new TwillError(
-            "Unavailable",
-            `watch on "${prefix}" lost: cannot reach etcd at ${this.#where()}: ${lastError.message}`,
-            { cause: lastError },
-          );
-        }
-        const wakeId = ++streamId;
-        timer = setTimeout(() => push({ kind: "wake", stream: wakeId }), delay);
-        for (;;) {
-          const item = await shift();
-          if (item.kind === "abort") return;
-          if (item.kind === "closed") throw this.#closedError();
-          if (item.kind === "wake" && item.stream === wakeId) break;
-        }
-      }
-    } finally {
-      clearTimeout(timer);
-      request?.destroy();
-      signal?.removeEventListener("abort", onAbort);
-      this.#closers.delete(onClose);
-    }
+    yield* watchResume({
+      prefix,
+      fromRevision,
+      signal: options.signal,
+      open: async (startRevision, report) =>
+        this.#openWatch(await this.#open(), prefix, startRevision, report),
+      timeoutMs: this.#timeoutMs,
+      where: this.#where(),
+      closed: this.#closing.signal,
+      closedError: () => this.#closedError(),
+      // A TwillError is #watchReport's refusal of access: retrying cannot help.
+      giveUp: (error) => (error instanceof TwillError ? error : undefined),
+    });
   }
 
-  /** Starts one watch stream; its messages and its end go to `push`. */
+  /** Starts one watch stream; its messages and its end go to `report`. Returns how to stop it. */
   #openWatch(
     transport: Transport,
     prefix: string,
     startRevision: number,
-    id: number,
-    push: (
-      item:
-        | { kind: "message"; stream: number; message: WatchMessage }
-        | { kind: "failed"; stream: number; error: Error },
-    ) => void,
-  ): http.ClientRequest {
+    report: (report: StreamReport) => void,
+  ): () => void {
     const url = this.#urls[this.#preferred] as URL;
     this.#preferred = (this.#preferred + 1) % this.#urls.length;
     const body = JSON.stringify({
@@ -712,7 +612,7 @@ export class EtcdHttpBackend implements Backend {
     const failed = (error: Error): void => {
       if (ended) return;
       ended = true;
-      push({ kind: "failed", stream: id, error });
+      report({ kind: "failed", error });
     };
     req.on("error", (err: NodeJS.ErrnoException) =>
       failed(new Error(err.code ? `${err.code} (${hostOf(url)})` : err.message)),
@@ -728,7 +628,7 @@ export class EtcdHttpBackend implements Backend {
           buffered = buffered.slice(nl + 1);
           if (line === "") continue;
           try {
-            push({ kind: "message", stream: id, message: JSON.parse(line) as WatchMessage });
+            report(this.#watchReport(JSON.parse(line) as WatchMessage));
           } catch {
             failed(new Error(`etcd sent a watch message that is not JSON: ${line.slice(0, 200)}`));
           }
@@ -739,7 +639,7 @@ export class EtcdHttpBackend implements Backend {
         const rest = buffered.trim();
         if (rest !== "") {
           try {
-            push({ kind: "message", stream: id, message: JSON.parse(rest) as WatchMessage });
+            report(this.#watchReport(JSON.parse(rest) as WatchMessage));
           } catch {
             // A partial message at the end of a broken stream: the reopen replays it.
           }
@@ -748,7 +648,28 @@ export class EtcdHttpBackend implements Backend {
       });
     });
     req.end(body);
-    return req;
+    return () => req.destroy();
+  }
+
+  /** A watch message as the driver takes it; a refusal of access is a TwillError. */
+  #watchReport(m: WatchMessage): StreamReport {
+    if (m.error) {
+      const text = m.error.message ?? m.error.error ?? "watch failed";
+      if (m.error.code === 16 || m.error.code === 7 || /permission denied|auth/.test(text)) {
+        const refused = `etcd at ${this.#where()} refused access: ${text}`;
+        return { kind: "failed", error: new TwillError("Unavailable", refused) };
+      }
+      return { kind: "failed", error: new Error(text) };
+    }
+    const res = m.result ?? {};
+    const response = {
+      created: res.created === true,
+      canceled: res.canceled === true,
+      cancelReason: res.cancel_reason ?? "",
+      compactRevision: num(res.compact_revision),
+      events: (res.events ?? []).map(toWatchEvent),
+    };
+    return { kind: "response", response };
   }
 }
 
@@ -763,7 +684,7 @@ interface WatchMessage {
   error?: GatewayError;
 }
 
-function toWatchEvent(ev: { type?: string; kv?: RawKv; prev_kv?: RawKv }): WatchEvent {
+function toWatchEvent(ev: { type?: string; kv?: RawKv; prev_kv?: RawKv }): ChangeEvent {
   const prev = ev.prev_kv ? toEntry(ev.prev_kv) : undefined;
   if (ev.type === "DELETE") {
     const base = {

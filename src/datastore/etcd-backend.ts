@@ -8,7 +8,8 @@
 //   On the raw stream etcd sends {canceled: true, compact_revision: "<rev>"}.
 // - Its Watcher resumes after a disconnect from the header revision of the
 //   last response + 1, which can skip events still being replayed; we resume
-//   from the last delivered event's revision + 1 instead.
+//   from the last delivered event's revision + 1 instead (watch-resume.ts,
+//   shared with the CNI plugin's backend, owns resuming and its backoff).
 //
 // Failure policy (etcd3 retries through cockatiel policies and its dial
 // timeout option is not used by it, so a dead endpoint could stall a call):
@@ -26,6 +27,7 @@
 // TLS options are PEM file paths (the CLI's --etcd-*-file flags and their
 // environment variables name files); they are read once, in the constructor.
 
+import { setMaxListeners } from "node:events";
 import { readFileSync } from "node:fs";
 import {
   ClientClosedError,
@@ -48,7 +50,6 @@ import {
 } from "etcd3";
 import type { ICompare, IKeyValue, IOptions, IRequestOp, IWatchResponse } from "etcd3";
 import { TwillError } from "../util/errors.js";
-import { AsyncQueue } from "./async-queue.js";
 import type {
   Backend,
   Compare,
@@ -60,6 +61,8 @@ import type {
   WatchOptions,
 } from "./backend.js";
 import { checkFromRevision } from "./memory-backend.js";
+import { watchResume } from "./watch-resume.js";
+import type { ChangeEvent, StreamReport, WatchResponse } from "./watch-resume.js";
 
 export interface EtcdBackendOptions {
   /**
@@ -127,15 +130,6 @@ function endpointGate(): Policy {
   return gate as unknown as Policy;
 }
 
-type WatchStream = Awaited<ReturnType<Etcd3["watchClient"]["watch"]>>;
-
-type WatchItem =
-  | { kind: "response"; stream: number; response: IWatchResponse }
-  | { kind: "failed"; stream: number; error: unknown }
-  | { kind: "wake"; stream: number }
-  | { kind: "abort" }
-  | { kind: "closed" };
-
 /** Check endpoint URLs the way the backend needs them; throws TwillError "Invalid". */
 export function checkEndpoints(endpoints: readonly string[]): void {
   if (endpoints.length === 0) {
@@ -174,10 +168,12 @@ export class EtcdBackend implements Backend {
   #client: Etcd3;
   #timeoutMs: number;
   #closed = false;
-  #closers = new Set<() => void>();
-  #streamIds = 0;
+  /** Aborted by close(): ends the open watches. */
+  #closing = new AbortController();
 
   constructor(options: EtcdBackendOptions) {
+    // Every open watch listens for close(): no limit to warn about.
+    setMaxListeners(0, this.#closing.signal);
     checkEndpoints(options.endpoints);
     this.endpoints = [...options.endpoints];
     this.#timeoutMs = options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
@@ -296,7 +292,7 @@ export class EtcdBackend implements Backend {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const close of this.#closers) close();
+    this.#closing.abort();
     this.#client.close();
   }
 
@@ -375,120 +371,46 @@ export class EtcdBackend implements Backend {
   }
 
   async *#watch(prefix: string, options: WatchOptions): AsyncGenerator<WatchEvent> {
-    const { fromRevision, signal } = options;
-    checkFromRevision(fromRevision);
-    if (this.#closed) throw this.#closedError();
-    if (signal?.aborted) return;
+    checkFromRevision(options.fromRevision);
     const range = Range.prefix(prefix);
-    const queue = new AsyncQueue<WatchItem>();
-    const onAbort = (): void => queue.push({ kind: "abort" });
-    const onClose = (): void => queue.push({ kind: "closed" });
-    signal?.addEventListener("abort", onAbort, { once: true });
-    this.#closers.add(onClose);
-    let stream: WatchStream | undefined;
-    let timer: NodeJS.Timeout | undefined;
-    // The next revision to ask for: one past the last event delivered.
-    let next = fromRevision + 1;
-    let failingSince: number | undefined;
-    let attempt = 0;
-    let lastError: unknown;
-    try {
-      for (;;) {
-        const id = ++this.#streamIds;
-        lastError = undefined;
-        try {
-          stream = await this.#client.watchClient.watch();
-          stream.on("data", (response: IWatchResponse) =>
-            queue.push({ kind: "response", stream: id, response }),
-          );
-          stream.on("error", (error: unknown) => queue.push({ kind: "failed", stream: id, error }));
-          stream.on("end", () =>
-            queue.push({ kind: "failed", stream: id, error: new Error("the watch stream ended") }),
-          );
-          stream.write({
-            create_request: {
-              key: range.start,
-              range_end: range.end,
-              start_revision: next,
-              prev_kv: true,
-            },
-          });
-          timer = setTimeout(
-            () =>
-              queue.push({
-                kind: "failed",
-                stream: id,
-                error: new Error(`no answer within ${this.#timeoutMs} ms`),
-              }),
-            this.#timeoutMs,
-          );
-        } catch (err) {
-          lastError = err;
-        }
-        // Read this stream until it fails (lastError set) or the watch ends.
-        while (lastError === undefined) {
-          const item = await queue.shift();
-          if (item.kind === "abort") return;
-          if (item.kind === "closed") throw this.#closedError();
-          if (item.stream !== id || item.kind === "wake") continue;
-          if (item.kind === "failed") {
-            lastError = item.error;
-            break;
-          }
-          const res = item.response;
-          const compactRevision = Number(res.compact_revision);
-          if (compactRevision > 0) {
-            yield { type: "compacted", compactRevision };
-            return;
-          }
-          if (res.created) {
-            clearTimeout(timer);
-            failingSince = undefined;
-            attempt = 0;
-          }
-          if (res.canceled) {
-            lastError = new Error(res.cancel_reason || "the watch was canceled by etcd");
-            break;
-          }
-          for (const ev of res.events) {
-            if (signal?.aborted) return;
-            yield toWatchEvent(ev);
-          }
-          const last = res.events[res.events.length - 1];
-          if (last) next = Number(last.kv.mod_revision) + 1;
-        }
-        // The stream failed: reconnect from `next` with backoff, within the deadline.
-        clearTimeout(timer);
-        stream?.cancel();
-        stream = undefined;
-        if (this.#closed || lastError instanceof ClientClosedError) throw this.#closedError();
-        if (isAccessError(lastError)) throw this.#translate(lastError, "watch", false);
-        const now = Date.now();
-        failingSince ??= now;
-        const delay = Math.min(50 * 2 ** attempt, 1000);
-        attempt += 1;
-        if (now + delay - failingSince > this.#timeoutMs) {
-          throw new TwillError(
-            "Unavailable",
-            `watch on "${prefix}" lost: cannot reach etcd at ${this.#where()}: ${reasonOf(lastError, this.#timeoutMs)}`,
-            { cause: lastError },
-          );
-        }
-        const wakeId = ++this.#streamIds;
-        timer = setTimeout(() => queue.push({ kind: "wake", stream: wakeId }), delay);
-        for (;;) {
-          const item = await queue.shift();
-          if (item.kind === "abort") return;
-          if (item.kind === "closed") throw this.#closedError();
-          if (item.kind === "wake" && item.stream === wakeId) break;
-        }
-      }
-    } finally {
-      clearTimeout(timer);
-      stream?.cancel();
-      signal?.removeEventListener("abort", onAbort);
-      this.#closers.delete(onClose);
-    }
+    yield* watchResume({
+      prefix,
+      fromRevision: options.fromRevision,
+      signal: options.signal,
+      open: (startRevision, report) => this.#openWatch(range, startRevision, report),
+      timeoutMs: this.#timeoutMs,
+      where: this.#where(),
+      closed: this.#closing.signal,
+      closedError: () => this.#closedError(),
+      giveUp: (error) => {
+        if (error instanceof ClientClosedError) return this.#closedError();
+        return isAccessError(error) ? this.#translate(error, "watch", false) : undefined;
+      },
+      reason: (error) => reasonOf(error, this.#timeoutMs),
+    });
+  }
+
+  /** Opens one raw watch stream (see the top for why not etcd3's Watcher). */
+  async #openWatch(
+    range: Range,
+    startRevision: number,
+    report: (report: StreamReport) => void,
+  ): Promise<() => void> {
+    const stream = await this.#client.watchClient.watch();
+    stream.on("data", (response: IWatchResponse) =>
+      report({ kind: "response", response: toWatchResponse(response) }),
+    );
+    stream.on("error", (error: unknown) => report({ kind: "failed", error }));
+    stream.on("end", () => report({ kind: "failed", error: new Error("the watch stream ended") }));
+    stream.write({
+      create_request: {
+        key: range.start,
+        range_end: range.end,
+        start_revision: startRevision,
+        prev_kv: true,
+      },
+    });
+    return () => stream.cancel();
   }
 }
 
@@ -542,7 +464,17 @@ function toEntry(kv: IKeyValue): KvEntry {
   };
 }
 
-function toWatchEvent(ev: IWatchResponse["events"][number]): WatchEvent {
+function toWatchResponse(res: IWatchResponse): WatchResponse {
+  return {
+    created: res.created,
+    canceled: res.canceled,
+    cancelReason: res.cancel_reason,
+    compactRevision: Number(res.compact_revision),
+    events: res.events.map(toWatchEvent),
+  };
+}
+
+function toWatchEvent(ev: IWatchResponse["events"][number]): ChangeEvent {
   const prev = ev.prev_kv ? toEntry(ev.prev_kv) : undefined;
   if (ev.type === "Delete") {
     const base = {
