@@ -120,6 +120,11 @@ export async function cmdAdd(session: Session): Promise<CniResult> {
     step = "configuring the interfaces";
     const wep = buildWorkloadEndpoint(id, conf, { addresses, mac });
     const { store } = await session.datastore();
+    const statusKey = endpointStatusKey(store.prefix, {
+      node: id.node,
+      namespace: id.namespace,
+      name: id.wepName,
+    });
     let checked = false;
     const writeEndpoint = async (): Promise<string> => {
       await checkWorkloadEndpoint(wep);
@@ -151,11 +156,6 @@ export async function cmdAdd(session: Session): Promise<CniResult> {
       });
       return version;
     };
-    const statusKey = endpointStatusKey(store.prefix, {
-      node: id.node,
-      namespace: id.namespace,
-      name: id.wepName,
-    });
     const [workload, host, written] = await Promise.allSettled([
       deps.netlink.configureWorkloadSide(env.netns, env.ifname, addresses),
       deps.netlink.configureHostSide(id.hostInterface, addresses),

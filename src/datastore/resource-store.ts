@@ -84,7 +84,7 @@ export class ResourceStore {
     const key = this.key(kind, name, opts.namespace);
     const entry = await this.backend.get(key);
     if (!entry) throw notFound(kind, name, namespaceOf(kind, opts.namespace));
-    return decode(entry);
+    return decodeResource(entry);
   }
 
   /** Every resource of a kind, in one namespace or (namespace omitted) all of them. */
@@ -98,7 +98,7 @@ export class ResourceStore {
       prefix += `${opts.namespace}/`;
     }
     const { entries, revision } = await this.backend.list(prefix);
-    return { items: entries.map(decode), revision };
+    return { items: entries.map(decodeResource), revision };
   }
 
   /**
@@ -118,7 +118,7 @@ export class ResourceStore {
     for (const entry of entries) {
       const parsed = this.#parseKey(entry.key);
       if (!parsed || (wanted && !wanted.has(parsed.kind.id))) continue;
-      items.push(decode(entry));
+      items.push(decodeResource(entry));
     }
     return { items, revision };
   }
@@ -156,7 +156,7 @@ export class ResourceStore {
       if (expected !== undefined && current.modRevision !== expected) {
         throw conflict(kind, name, namespace, expected, current.modRevision);
       }
-      const stored = this.#prepare(res, kind, namespace, kept(decode(current)));
+      const stored = this.#prepare(res, kind, namespace, kept(decodeResource(current)));
       const result = await this.backend.txn({
         compare: [{ key, target: "modRevision", equals: current.modRevision }],
         success: [{ type: "put", key, value: JSON.stringify(stored) }],
@@ -199,7 +199,7 @@ export class ResourceStore {
           };
         }
       } else {
-        const existing = decode(current);
+        const existing = decodeResource(current);
         const stored = this.#prepare(res, kind, namespace, kept(existing));
         if (sameContent(stored, existing)) {
           return { resource: existing, created: false, unchanged: true };
@@ -236,7 +236,7 @@ export class ResourceStore {
       const result = await this.backend.txn({ compare: [], success: [{ type: "delete", key }] });
       const gone = result.deleted[0];
       if (!gone) throw notFound(kind, name, namespace);
-      return decode(gone);
+      return decodeResource(gone);
     }
     const result = await this.backend.txn({
       compare: [{ key, target: "modRevision", equals: expected }],
@@ -245,7 +245,7 @@ export class ResourceStore {
     });
     if (result.succeeded) {
       const gone = result.deleted[0];
-      if (gone) return decode(gone);
+      if (gone) return decodeResource(gone);
       // modRevision 0 matched an absent key.
       throw notFound(kind, name, namespace);
     }
@@ -282,9 +282,9 @@ export class ResourceStore {
           return;
         case "put": {
           if (!this.#parseKey(ev.entry.key)) continue;
-          const resource = decode(ev.entry);
+          const resource = decodeResource(ev.entry);
           yield ev.prev
-            ? { type: "put", resource, prev: decode(ev.prev) }
+            ? { type: "put", resource, prev: decodeResource(ev.prev) }
             : { type: "put", resource };
           break;
         }
@@ -298,7 +298,7 @@ export class ResourceStore {
             revision: ev.modRevision,
           };
           if (parsed.namespace !== undefined) out.namespace = parsed.namespace;
-          if (ev.prev) out.prev = decode(ev.prev);
+          if (ev.prev) out.prev = decodeResource(ev.prev);
           yield out;
           break;
         }
@@ -365,10 +365,6 @@ export class ResourceStore {
 
 /** A stored entry as the resource it holds (resourceVersion from its modRevision). */
 export function decodeResource(entry: KvEntry): Resource {
-  return decode(entry);
-}
-
-function decode(entry: KvEntry): Resource {
   let value: unknown;
   try {
     value = JSON.parse(entry.value);

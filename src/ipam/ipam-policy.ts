@@ -6,16 +6,20 @@
 import { cidrContains, formatCIDR, parseCIDR } from "../api/ip.js";
 import type { CIDR, IPFamily } from "../api/ip.js";
 import { kindById } from "../api/kinds.js";
+import type { KindInfo } from "../api/kinds.js";
 import type { Resource } from "../api/resource.js";
 import { ipPoolSpecSchema } from "../api/schemas/ip-pool.js";
 import type { IPPoolSpec } from "../api/schemas/ip-pool.js";
 import { ipReservationSpecSchema } from "../api/schemas/ip-reservation.js";
 import { ipamConfigurationSpecSchema } from "../api/schemas/ipam-configuration.js";
 import type { IPAMConfigurationSpec } from "../api/schemas/ipam-configuration.js";
+import { readMany } from "../datastore/backend.js";
+import type { ReadManyRequest, ReadManyResult } from "../datastore/backend.js";
+import { decodeResource } from "../datastore/resource-store.js";
 import type { ResourceStore } from "../datastore/resource-store.js";
 import { parseSelector } from "../selector/index.js";
 import type { Selector } from "../selector/index.js";
-import { isErrorCode, TwillError } from "../util/errors.js";
+import { TwillError } from "../util/errors.js";
 
 export const IP_POOL = kindById("IPPool");
 export const IP_RESERVATION = kindById("IPReservation");
@@ -51,31 +55,34 @@ function issuesText(issues: readonly { path: PropertyKey[]; message: string }[])
   return issues.map((i) => `${["spec", ...i.path.map(String)].join(".")}: ${i.message}`).join("; ");
 }
 
+/** The IPAM policy as stored now: one request where the backend can (readMany). */
 export async function loadPolicy(store: ResourceStore): Promise<IpamPolicy> {
-  const [pools, reservations, config] = await Promise.all([
-    store.list(IP_POOL),
-    store.list(IP_RESERVATION),
-    store.get(IPAM_CONFIGURATION, "default").catch((err: unknown) => {
-      if (isErrorCode(err, "NotFound")) return undefined;
-      throw err;
-    }),
-  ]);
-  return policyFrom(store, pools.items, reservations.items, config);
+  return policyFromSnapshot(store, await readMany(store.backend, policyReads(store)));
 }
 
-/** What loadPolicy reads, for reading it together with other keys (readMany). */
-export function policyReads(store: ResourceStore): {
-  prefixes: [pools: string, reservations: string];
-  key: string;
-} {
+/** What loadPolicy reads; add it to a readMany to read the policy together with other keys. */
+export function policyReads(store: ResourceStore): ReadManyRequest {
   return {
+    keys: [store.key(IPAM_CONFIGURATION, "default")],
     prefixes: [store.kindPrefix(IP_POOL), store.kindPrefix(IP_RESERVATION)],
-    key: store.key(IPAM_CONFIGURATION, "default"),
   };
 }
 
+/** The policy from a readMany result that covered policyReads(store). */
+export function policyFromSnapshot(store: ResourceStore, snapshot: ReadManyResult): IpamPolicy {
+  const listed = (kind: KindInfo): Resource[] =>
+    (snapshot.lists.get(store.kindPrefix(kind)) ?? []).map(decodeResource);
+  const config = snapshot.gets.get(store.key(IPAM_CONFIGURATION, "default"));
+  return policyFrom(
+    store,
+    listed(IP_POOL),
+    listed(IP_RESERVATION),
+    config && decodeResource(config),
+  );
+}
+
 /** The policy from the stored pools, reservations and IPAMConfiguration "default" (if any). */
-export function policyFrom(
+function policyFrom(
   store: ResourceStore,
   pools: readonly Resource[],
   reservations: readonly Resource[],
@@ -138,20 +145,7 @@ export function policyFrom(
   };
 }
 
-/** A host's Node labels; {} with a warning when there is no Node of that name. */
-export async function loadNodeLabels(
-  store: ResourceStore,
-  host: string,
-): Promise<{ labels: Record<string, string>; warnings: string[] }> {
-  try {
-    return nodeLabelsFrom(await store.get(NODE, host), host);
-  } catch (err) {
-    if (!isErrorCode(err, "NotFound")) throw err;
-    return nodeLabelsFrom(undefined, host);
-  }
-}
-
-/** loadNodeLabels from the Node resource as read (undefined: there is none). */
+/** A host's Node labels from its Node resource as read; {} with a warning when there is none. */
 export function nodeLabelsFrom(
   node: Resource | undefined,
   host: string,

@@ -37,7 +37,6 @@
 // containerID, workloadEndpoint (the WorkloadEndpoint's name) }.
 import { cidrContainsIP, formatCIDR, formatIP, parseCIDR, parseIP } from "../api/ip.js";
 import type { CIDR, IPAddress, IPFamily } from "../api/ip.js";
-import type { Resource } from "../api/resource.js";
 import { readMany } from "../datastore/backend.js";
 import type { Backend } from "../datastore/backend.js";
 import { decodeResource } from "../datastore/resource-store.js";
@@ -82,7 +81,7 @@ import {
   eligiblePools,
   loadPolicy,
   nodeLabelsFrom,
-  policyFrom,
+  policyFromSnapshot,
   policyReads,
   poolOf,
 } from "./ipam-policy.js";
@@ -348,22 +347,12 @@ export class Ipam {
     const hostKey = this.keys.host(host);
     const handleKey = this.keys.handle(handle);
     const snapshot = await readMany(this.#backend, {
-      keys: [reads.key, nodeKey, hostKey, handleKey],
+      keys: [...reads.keys, nodeKey, hostKey, handleKey],
       prefixes: reads.prefixes,
     });
-    const stored = (key: string): Resource | undefined => {
-      const entry = snapshot.gets.get(key);
-      return entry && decodeResource(entry);
-    };
-    const listed = (prefix: string): Resource[] =>
-      (snapshot.lists.get(prefix) ?? []).map(decodeResource);
-    const firstPolicy = policyFrom(
-      this.store,
-      listed(reads.prefixes[0]),
-      listed(reads.prefixes[1]),
-      stored(reads.key),
-    );
-    const node = nodeLabelsFrom(stored(nodeKey), host);
+    const firstPolicy = policyFromSnapshot(this.store, snapshot);
+    const nodeEntry = snapshot.gets.get(nodeKey);
+    const node = nodeLabelsFrom(nodeEntry && decodeResource(nodeEntry), host);
     let policy = firstPolicy;
     let initial: ReadCache | undefined = new Map([
       [hostKey, snapshot.gets.get(hostKey)],

@@ -195,6 +195,17 @@ export function sessionReports(
     });
 }
 
+/** A report as JSON (`-o json`) or as the text `format` makes of it (`wide`: more columns). */
+function printReport<R>(
+  ctx: CommandContext,
+  output: NodeOptions["output"],
+  report: R,
+  format: (report: R, wide: boolean) => string,
+): void {
+  if (output === "json") ctx.output.out(`${JSON.stringify(report, null, 2)}\n`);
+  else ctx.output.out(format(report, output === "wide"));
+}
+
 async function status(
   ctx: CommandContext,
   env: Readonly<Record<string, string | undefined>>,
@@ -211,11 +222,7 @@ async function status(
   } finally {
     c.close();
   }
-  if (options.output === "json") {
-    ctx.output.out(`${JSON.stringify(report, null, 2)}\n`);
-    return;
-  }
-  ctx.output.out(formatStatus(report, options.output === "wide"));
+  printReport(ctx, options.output, report, formatStatus);
 }
 
 export function formatStatus(r: StatusReport, wide: boolean): string {
@@ -304,11 +311,7 @@ async function routes(
   } finally {
     c.close();
   }
-  if (options.output === "json") {
-    ctx.output.out(`${JSON.stringify(report, null, 2)}\n`);
-    return;
-  }
-  ctx.output.out(formatRoutes(report, options.output === "wide"));
+  printReport(ctx, options.output, report, formatRoutes);
 }
 
 export function formatRoutes(r: RoutesReport, wide: boolean): string {
